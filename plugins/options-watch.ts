@@ -1,0 +1,168 @@
+/**
+ * Hot reload: watch the options file with chokidar and swap one reference when a valid version
+ * appears. Any invalid version (or a deleted file) keeps the last good options in force.
+ */
+import { EventEmitter } from 'node:events'
+import { dirname, resolve } from 'node:path'
+import { watch, type FSWatcher } from 'chokidar'
+import { changedSections, OptionsError, parseOptions, readOptionsFile, type OptionsSnapshot } from './options-file.js'
+import { compilePolicy, type PolicyTable } from './policy.js'
+
+/** Options and the policy compiled from them: what one request sees from start to end. */
+export interface LoadedOptions {
+  readonly options: OptionsSnapshot
+  readonly policy: PolicyTable
+}
+
+/** Payload of the `reload` event. */
+export interface ReloadApplied {
+  readonly loaded: LoadedOptions
+  /** Sections added, removed or changed (names only). */
+  readonly changed: readonly string[]
+  readonly trigger: string
+}
+
+/** Payload of the `reload-error` event. */
+export interface ReloadRejected {
+  readonly error: OptionsError
+  readonly trigger: string
+}
+
+/** The few logger methods the watcher needs (pino's signature). */
+export interface WatchLogger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+  error (obj: object, msg: string): void
+}
+
+/** Compile a parsed snapshot into what requests use. */
+export function compileOptions (options: OptionsSnapshot): LoadedOptions {
+  return Object.freeze({ options, policy: compilePolicy(options) })
+}
+
+/** Read, parse, validate and compile an options file. Throws `OptionsError`. */
+export async function loadOptionsFile (file: string): Promise<LoadedOptions> {
+  return compileOptions(await readOptionsFile(file))
+}
+
+/** Compile options given as INI text. Throws `OptionsError`. */
+export function loadOptionsText (text: string, file = '<inline>'): LoadedOptions {
+  return compileOptions(parseOptions(text, file))
+}
+
+export function logWarnings (log: WatchLogger, options: OptionsSnapshot): void {
+  for (const w of options.warnings) log.warn({ file: w.file, line: w.line }, w.message)
+}
+
+export interface OptionsWatcherSettings {
+  readonly logger: WatchLogger
+  /** Quiet time after the last file event before reading (editors write in bursts). */
+  readonly debounceMs?: number
+}
+
+/**
+ * Watches one options file. Emits `reload` (ReloadApplied) when a new version is in force and
+ * `reload-error` (ReloadRejected) when a version is refused, so callers await events, not time.
+ */
+export class OptionsWatcher extends EventEmitter {
+  readonly file: string
+  #current: LoadedOptions
+  readonly #log: WatchLogger
+  readonly #debounceMs: number
+  #watcher: FSWatcher | undefined
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<void> | undefined
+  #again = false
+  #closed = false
+
+  constructor (file: string, initial: LoadedOptions, settings: OptionsWatcherSettings) {
+    super()
+    this.file = resolve(file)
+    this.#current = initial
+    this.#log = settings.logger
+    this.#debounceMs = settings.debounceMs ?? 20
+  }
+
+  /** The options in force. */
+  get current (): LoadedOptions {
+    return this.#current
+  }
+
+  /** Start watching; resolves once chokidar is ready, so an edit made after it is seen. */
+  async start (): Promise<void> {
+    const file = this.file
+    // Watch the directory, not the file: a rename over the file replaces its inode.
+    const watcher = watch(dirname(file), {
+      ignoreInitial: true,
+      depth: 0,
+      ignored: (path: string) => path !== file && path !== dirname(file)
+    })
+    this.#watcher = watcher
+    watcher.on('all', (event, path) => {
+      if (resolve(path) === file) this.#schedule(event)
+    })
+    watcher.on('error', (err) => this.#log.error({ file, err: String(err) }, 'options watcher error'))
+    await new Promise<void>(resolve => watcher.once('ready', () => resolve()))
+  }
+
+  #schedule (trigger: string): void {
+    if (this.#closed) return
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => { void this.reload(trigger) }, this.#debounceMs)
+  }
+
+  /** Read the file now (also what SIGHUP does). Reloads never overlap; one asked for during another runs after it. */
+  async reload (trigger = 'manual'): Promise<void> {
+    if (this.#running !== undefined) {
+      this.#again = true
+      return this.#running
+    }
+    this.#running = (async () => {
+      try {
+        do {
+          this.#again = false
+          await this.#reloadOnce(trigger)
+        } while (this.#again && !this.#closed)
+      } finally {
+        this.#running = undefined
+      }
+    })()
+    return this.#running
+  }
+
+  async #reloadOnce (trigger: string): Promise<void> {
+    let next: LoadedOptions
+    try {
+      next = await loadOptionsFile(this.file)
+      // A zero-section file mid-edit (truncate, then write) must not open every door for a moment.
+      if (next.options.sections.size === 0) {
+        throw new OptionsError(this.file, 0, 'the file has no section (empty or being written); an empty options file is only accepted at start')
+      }
+    } catch (err) {
+      if (!(err instanceof OptionsError)) throw err
+      if (this.#closed) return
+      this.#log.error({ file: err.file, line: err.line, reason: err.reason, trigger },
+        `options rejected, the last good options stay in force: ${err.message}`)
+      this.emit('reload-error', { error: err, trigger } satisfies ReloadRejected)
+      return
+    }
+    if (this.#closed) return
+    const previous = this.#current
+    this.#current = next
+    const changed = changedSections(previous.options, next.options)
+    logWarnings(this.#log, next.options)
+    this.#log.info({ file: this.file, changed, hash: next.options.hash, trigger }, 'options reloaded')
+    const { host, port } = next.options.listen
+    if (host !== previous.options.listen.host || port !== previous.options.listen.port) {
+      this.#log.warn({ file: this.file, host, port }, 'listen address changed in [server]: restart needed for it to apply')
+    }
+    this.emit('reload', { loaded: next, changed, trigger } satisfies ReloadApplied)
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#timer)
+    await this.#watcher?.close()
+    await this.#running
+  }
+}

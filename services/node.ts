@@ -1,0 +1,45 @@
+/**
+ * The Node API (GMS 8.5): who this instance is and whether it is up. Behind the `[server]`
+ * policy, except `/health`, which is always open and says nothing about the options.
+ */
+import { randomUUID } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { packageInfo } from '../plugins/package-info.js'
+
+const nodeSchema = {
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        id: { type: 'string' },
+        version: { type: 'string' },
+        uptime: { type: 'number' },
+        startedAt: { type: 'string' },
+        optionsHash: { type: 'string' }
+      }
+    }
+  }
+}
+
+async function nodeApi (fastify: FastifyInstance): Promise<void> {
+  const id = randomUUID()
+  const startedAt = new Date().toISOString()
+
+  fastify.get('/genesys/1/node', { schema: nodeSchema, config: { gmsSection: 'server' } }, async (request) => ({
+    id,
+    version: packageInfo.version,
+    uptime: Math.round(process.uptime()),
+    startedAt,
+    optionsHash: (request.gmsOptions ?? fastify.gmsGate.current()).options.hash
+  }))
+
+  fastify.get('/genesys/1/admin/node/status', { config: { gmsSection: 'server' } }, async (_request, reply) => {
+    reply.type('text/plain; charset=utf-8')
+    return 'ONLINE'
+  })
+
+  fastify.get('/health', async () => ({ status: 'ok' }))
+}
+
+export default fp(nodeApi, { fastify: '5.x', name: 'gms-node-api', dependencies: ['gms-gate'] })
