@@ -164,5 +164,5 @@ t.test('a route declares its section, so a percent-encoded path cannot reach it 
 t.test('the plugin refuses to start without options', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(app.register(gmsGate, {}).ready(), /needs \{ configPath \} or \{ options \}/)
+  await t.rejects(async () => { await app.register(gmsGate, {}) }, /needs \{ configPath \} or \{ options \}/)
 })
