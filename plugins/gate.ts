@@ -107,7 +107,7 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   })
 
   if (watcher !== null) {
-    const reloadOnHup = (): void => { void watcher.reload('SIGHUP') }
+    const reloadOnHup = (): void => watcher.reloadInBackground('SIGHUP')
     if (opts.sighup === true) process.on('SIGHUP', reloadOnHup)
     fastify.addHook('onClose', async () => {
       process.removeListener('SIGHUP', reloadOnHup)

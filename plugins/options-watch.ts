@@ -116,7 +116,14 @@ export class OptionsWatcher extends EventEmitter {
     if (this.#closed) return
     this.#log.debug({ file: this.file, event: trigger }, 'options file event')
     clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => { void this.reload(trigger) }, this.#debounceMs)
+    this.#timer = setTimeout(() => this.reloadInBackground(trigger), this.#debounceMs)
+  }
+
+  /** `reload` for callers that cannot wait (timers, signals): an unexpected failure is logged, never thrown. */
+  reloadInBackground (trigger: string): void {
+    this.reload(trigger).catch((err: unknown) => {
+      this.#log.error({ file: this.file, trigger, err: String(err) }, 'options reload failed unexpectedly; the last good options stay in force')
+    })
   }
 
   /** Read the file now (also what SIGHUP does). Reloads never overlap; one asked for during another runs after it. */

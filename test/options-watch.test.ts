@@ -125,10 +125,10 @@ t.test('requests in flight during 20 reloads only ever see 200 or the expected 4
   const h = await appOnFile(t, A)
   await h.app.listen({ port: 0, host: '127.0.0.1' })
   const url = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}/genesys/1/node`
-  let running = true
+  const load = { running: true }
   const statuses = new Map<string, number>()
   const client = async (headers: Record<string, string>, label: string): Promise<void> => {
-    while (running) {
+    while (load.running) {
       const res = await fetch(url, { headers })
       await res.arrayBuffer()
       const key = `${label}:${res.status}`
@@ -146,7 +146,7 @@ t.test('requests in flight during 20 reloads only ever see 200 or the expected 4
     }
     await reloaded
   }
-  running = false
+  load.running = false
   await Promise.all(clients)
   t.same([...statuses.keys()].sort(), ['bad:401', 'good:200'], `statuses seen: ${JSON.stringify(Object.fromEntries(statuses))}`)
 })
