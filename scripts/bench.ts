@@ -35,6 +35,8 @@ interface Settings extends Scale {
   readonly json: string | null
   readonly markdown: boolean
   readonly quick: boolean
+  /** Write a V8 CPU profile of every target process into this directory. */
+  readonly cpuProf: string | null
 }
 
 const USAGE = `usage: npm run bench -- [--quick] [--only 1,4,9] [--json FILE] [--markdown]
@@ -48,7 +50,8 @@ const USAGE = `usage: npm run bench -- [--quick] [--only 1,4,9] [--json FILE] [-
   --storage-ids N       live ids of 10b (default 100000, quick 10000)
   --reloads N           options rewrites of 9 (default 100, quick 20)
   --json FILE           write the raw figures
-  --markdown            print the tables as Markdown (for BENCHMARKS.md)`
+  --markdown            print the tables as Markdown (for BENCHMARKS.md)
+  --cpu-prof DIR        write a .cpuprofile of each server process (open in Chrome DevTools or speedscope)`
 
 function parseSettings (argv: string[]): Settings {
   const { values } = parseArgs({
@@ -65,6 +68,7 @@ function parseSettings (argv: string[]): Settings {
       reloads: { type: 'string' },
       json: { type: 'string' },
       markdown: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -90,7 +94,8 @@ function parseSettings (argv: string[]): Settings {
     reloads: Math.round(num('reloads', values.reloads, quick ? 20 : 100)),
     only: values.only === undefined ? null : values.only.split(',').map(s => s.trim()).filter(s => s !== ''),
     json: values.json ?? null,
-    markdown: values.markdown === true
+    markdown: values.markdown === true,
+    cpuProf: values['cpu-prof'] ?? null
   }
 }
 
@@ -118,9 +123,10 @@ class Target {
     this.origin = `http://127.0.0.1:${port}`
   }
 
-  static async start (app: TargetApp): Promise<Target> {
+  static async start (app: TargetApp, cpuProf: string | null): Promise<Target> {
     // --expose-gc only lets the memory scenarios collect before reading RSS; it costs nothing otherwise.
-    const child = fork(TARGET, [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+    const execArgv = ['--expose-gc', ...(cpuProf === null ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf])]
+    const child = fork(TARGET, [], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
     const ready = new Promise<number>((resolve, reject) => {
       child.on('message', (m: TargetMessage) => {
         if (m.type === 'listening') resolve(m.port)
@@ -161,11 +167,14 @@ class Target {
     })
   }
 
+  /** Disconnecting makes the target exit on its own (so a CPU profile gets written); a kill if it lingers. */
   async stop (): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return
     const exited = once(this.child, 'exit')
-    this.child.kill()
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000)
+    this.child.disconnect()
     await exited
+    clearTimeout(timer)
   }
 }
 
@@ -394,7 +403,7 @@ async function measureMemory (s: MemoryScenario, settings: Settings, target: Tar
 // ---------------------------------------------------------------------------------------------
 // One scenario: its files, its redis-server, its target, then the measurement
 
-async function withTarget<T> (s: Scenario, fn: (target: Target, prepared: Prepared, file: string, ini: string) => Promise<T>): Promise<T | Skip> {
+async function withTarget<T> (s: Scenario, settings: Settings, fn: (target: Target, prepared: Prepared, file: string, ini: string) => Promise<T>): Promise<T | Skip> {
   if (s.redis === true && !hasRedisServer) return skip(NO_REDIS_REASON)
   const dir = await mkdtemp(join(tmpdir(), 'gms-gate-bench-'))
   let redis: RedisProcess | undefined
@@ -414,7 +423,7 @@ async function withTarget<T> (s: Scenario, fn: (target: Target, prepared: Prepar
     } else {
       app = referenceApp(s.target.kind)
     }
-    target = await Target.start(app)
+    target = await Target.start(app, settings.cpuProf)
     const prepared = await s.prepare({ ...setup, origin: target.origin })
     if (isSkip(prepared)) return prepared
     return await fn(target, prepared, file, ini)
@@ -430,7 +439,7 @@ async function withTarget<T> (s: Scenario, fn: (target: Target, prepared: Prepar
 
 export interface BenchReport {
   readonly machine: { readonly nproc: number, readonly cpu: string, readonly node: string, readonly platform: string }
-  readonly settings: Omit<Settings, 'json' | 'markdown'>
+  readonly settings: Omit<Settings, 'json' | 'markdown' | 'cpuProf'>
   readonly startedAt: string
   readonly seconds: number
   readonly load: LoadFigures[]
@@ -571,7 +580,7 @@ async function main (argv: string[]): Promise<void> {
   const started = wallClock()
   const report: BenchReport = {
     machine: machine(),
-    settings: (({ json: _j, markdown: _m, ...rest }) => rest)(settings),
+    settings: (({ json: _j, markdown: _m, cpuProf: _c, ...rest }) => rest)(settings),
     startedAt: new Date().toISOString(),
     seconds: 0,
     load: [],
@@ -596,7 +605,7 @@ async function main (argv: string[]): Promise<void> {
     for (const s of loads) {
       if (skipped.has(s.id)) continue
       note(s, `round ${round}`)
-      const figures = skipOrKeep(s, await withTarget(s, (target, prepared) => measureLoad(s, round, settings, target, prepared)))
+      const figures = skipOrKeep(s, await withTarget(s, settings, (target, prepared) => measureLoad(s, round, settings, target, prepared)))
       if (figures !== null) report.load.push(figures)
     }
   }
@@ -604,11 +613,11 @@ async function main (argv: string[]): Promise<void> {
   for (const s of scenarios) {
     if (s.kind === 'reload') {
       note(s, `${settings.reloads} rewrites`)
-      const figures = skipOrKeep(s, await withTarget(s, (target, prepared, file, ini) => measureReload(s, settings, target, prepared, file, ini)))
+      const figures = skipOrKeep(s, await withTarget(s, settings, (target, prepared, file, ini) => measureReload(s, settings, target, prepared, file, ini)))
       if (figures !== null) report.reload.push(figures)
     } else if (s.kind === 'memory') {
       note(s, `${s.amount(settings)} ${s.unit}`)
-      const figures = skipOrKeep(s, await withTarget(s, (target, prepared) => measureMemory(s, settings, target, prepared)))
+      const figures = skipOrKeep(s, await withTarget(s, settings, (target, prepared) => measureMemory(s, settings, target, prepared)))
       if (figures !== null) report.memory.push(figures)
     }
   }
