@@ -30,6 +30,8 @@ interface Settings extends Scale {
   /** Warm-up before each window, in seconds. */
   readonly warmup: number
   readonly connections: number
+  /** Fixed overall request rate of the load windows (null: as fast as the server answers). */
+  readonly rate: number | null
   readonly rounds: number
   readonly only: readonly string[] | null
   readonly json: string | null
@@ -45,6 +47,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--only 1,4,9] [--json FILE] [-
   --duration S          measured window per scenario (default 5, quick 2)
   --warmup S            warm-up before each window (default 1.5, quick 0.5)
   --connections N       autocannon connections (default 10)
+  --rate R              load windows at a fixed R requests/s instead of full rate (CPU/req at one operating point)
   --rounds N            rounds of the load scenarios, interleaved (default 2)
   --memory-requests N   requests of 10a (default 1000000, quick 50000)
   --storage-ids N       live ids of 10b (default 100000, quick 10000)
@@ -62,6 +65,7 @@ function parseSettings (argv: string[]): Settings {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       connections: { type: 'string' },
+      rate: { type: 'string' },
       rounds: { type: 'string' },
       'memory-requests': { type: 'string' },
       'storage-ids': { type: 'string' },
@@ -88,6 +92,7 @@ function parseSettings (argv: string[]): Settings {
     duration: num('duration', values.duration, quick ? 2 : 5),
     warmup: num('warmup', values.warmup, quick ? 0.5 : 1.5),
     connections: Math.round(num('connections', values.connections, 10)),
+    rate: values.rate === undefined ? null : Math.round(num('rate', values.rate, 0)),
     rounds: Math.round(num('rounds', values.rounds, 2)),
     memoryRequests: Math.round(num('memory-requests', values['memory-requests'], quick ? 50_000 : 1_000_000)),
     storageIds: Math.round(num('storage-ids', values['storage-ids'], quick ? 10_000 : 100_000)),
@@ -187,7 +192,7 @@ interface LoadRun {
   readonly latency: RecordableHistogram
 }
 
-function load (origin: string, req: RequestSpec, connections: number, until: { duration: number } | { amount: number }): { stop (): void, done: Promise<LoadRun> } {
+function load (origin: string, req: RequestSpec, connections: number, until: { duration: number } | { amount: number }, rate: number | null = null): { stop (): void, done: Promise<LoadRun> } {
   const latency = createHistogram()
   let instance!: autocannon.Instance
   const done = new Promise<LoadRun>((resolve, reject) => {
@@ -200,6 +205,7 @@ function load (origin: string, req: RequestSpec, connections: number, until: { d
       pipelining: 1,
       timeout: 10,
       sampleInt: 100,
+      ...(rate === null ? {} : { overallRate: rate }),
       ...until
     }, (err, result) => err ? reject(err) : resolve({ result, latency }))
   })
@@ -267,9 +273,9 @@ function windowFigures (s: Scenario, round: number, prepared: Prepared, run: Loa
 }
 
 async function measureLoad (s: LoadScenario, round: number, settings: Settings, target: Target, prepared: Prepared): Promise<LoadFigures> {
-  await load(target.origin, prepared.warmup ?? prepared.request, settings.connections, { duration: settings.warmup }).done
+  await load(target.origin, prepared.warmup ?? prepared.request, settings.connections, { duration: settings.warmup }, settings.rate).done
   const before = await target.snapshot()
-  const run = await load(target.origin, prepared.request, settings.connections, { duration: settings.duration }).done
+  const run = await load(target.origin, prepared.request, settings.connections, { duration: settings.duration }, settings.rate).done
   const after = await target.snapshot()
   return windowFigures(s, round, prepared, run, before, after)
 }
@@ -562,7 +568,7 @@ export function formatReport (report: BenchReport, markdown: boolean): string {
     for (const s of report.skipped) out.push(`${markdown ? '- ' : ''}(${s.id}) ${s.title}: ${s.reason}`)
   }
   const { machine, settings } = report
-  out.push('', `${markdown ? '' : '# '}${machine.nproc} × ${machine.cpu}, node ${machine.node}; ${settings.rounds} round(s), ${settings.duration} s windows after ${settings.warmup} s warm-up, ${settings.connections} connections; ${fixed(report.seconds, 0)} s in all`)
+  out.push('', `${markdown ? '' : '# '}${machine.nproc} × ${machine.cpu}, node ${machine.node}; ${settings.rounds} round(s), ${settings.duration} s windows after ${settings.warmup} s warm-up, ${settings.connections} connections${settings.rate === null ? '' : ` at ${settings.rate} req/s`}; ${fixed(report.seconds, 0)} s in all`)
   return out.join('\n') + '\n'
 }
 
