@@ -204,13 +204,13 @@ async function storageIds (ctx: TargetContext): Promise<Prepared | Skip> {
 const onRedis = (prepare: (ctx: TargetContext) => Promise<Prepared | Skip>) => async (ctx: TargetContext): Promise<Prepared | Skip> => {
   const req = await prepare(ctx)
   if (isSkip(req)) return req
-  if (await redisDbSize(ctx.redisUrl!) === 0) return skip(`storage did not write to Redis: check the [storage] options in REDIS_STORAGE (${JSON.stringify(REDIS_STORAGE('redis://…'))})`)
+  if (await redisDbSize(ctx.redisUrl!) === 0) return skip('storage wrote nothing to Redis with [storage] backend = redis, redis_url = <url>: check REDIS_STORAGE in scripts/bench-scenarios.ts')
   return req
 }
 
 const MEMORY_STORAGE = `${serverSection(PASSWORD)}\n[storage]\nbackend = memory\n`
-// DESIGN §5 names `backend = redis`; the URL option's name is the Storage branch's (issue 4): check it here.
-const REDIS_STORAGE = (url: string): string => `${serverSection(PASSWORD)}\n[storage]\nbackend = redis\nredis = ${url}\n`
+// DESIGN §5 names `backend = redis`; `redis_url` is the spelling the Service branch reads (issue 5).
+const REDIS_STORAGE = (url: string): string => `${serverSection(PASSWORD)}\n[storage]\nbackend = redis\nredis_url = ${url}\n`
 
 // ---------------------------------------------------------------------------------------------
 // The table
