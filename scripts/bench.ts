@@ -150,13 +150,17 @@ class Target {
 
   async snapshot (gc = false): Promise<Snapshot> {
     const id = this.#nextId++
-    const reply = new Promise<Snapshot>(resolve => {
+    const reply = new Promise<Snapshot>((resolve, reject) => {
+      // A target that dies mid-run fails the bench instead of leaving it waiting.
+      const died = (code: number | null): void => reject(new Error(`target exited with ${code} during the run`))
       const listen = (m: TargetMessage): void => {
         if (m.type !== 'snapshot' || m.id !== id) return
         this.child.off('message', listen)
+        this.child.off('exit', died)
         resolve({ at: wallClock(), cpuUs: m.cpu.user + m.cpu.system, rss: m.rss, heapUsed: m.heapUsed, served: m.served })
       }
       this.child.on('message', listen)
+      this.child.once('exit', died)
     })
     this.child.send({ type: 'snapshot', id, gc } satisfies TargetRequest)
     return reply
