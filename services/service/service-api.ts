@@ -113,9 +113,12 @@ async function serviceApi (fastify: FastifyInstance, opts: ServiceApiOptions): P
   }
 
   await fastify.register(async function serviceRoutes (routes) {
-    // Encapsulated: these parsers serve the Service API only and cannot clash with the Storage API's.
-    await routes.register(formbody)
-    await routes.register(multipart, { limits: { fileSize: 10 * 1024 * 1024, files: 20, fields: 200 } })
+    // Encapsulated: these parsers serve the Service API only. When a plugin registered the same
+    // parsers where this one inherits them (the Storage API wrapped with fastify-plugin), reuse them.
+    if (!routes.hasContentTypeParser('application/x-www-form-urlencoded')) await routes.register(formbody)
+    if (!routes.hasContentTypeParser('multipart/form-data')) {
+      await routes.register(multipart, { limits: { fileSize: 10 * 1024 * 1024, files: 20, fields: 200 } })
+    }
 
     // `_type = http` is forwarded before any body parser touches the stream.
     async function forwardHttp (request: FastifyRequest, reply: FastifyReply) {
