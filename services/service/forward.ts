@@ -3,6 +3,7 @@
  * caller's credentials for the gate's own (`[dfm.<upstream>]`), within `_timeout`.
  */
 import type { IncomingHttpHeaders } from 'node:http'
+import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Agent, errors as undiciErrors } from 'undici'
 import { UpstreamTimeoutError, UpstreamUnavailableError } from '../../plugins/errors.js'
@@ -59,7 +60,8 @@ export class Forwarder {
         path: url.slice(new URL(url).origin.length),
         method: request.method as 'GET',
         headers: upstreamHeaders(service, request.headers, request.gmsUser, request.ip),
-        body: hasBody ? request.raw : null,
+        // Through a PassThrough: undici destroys the body it was given on failure, and that must not be the caller's socket.
+        body: hasBody ? request.raw.pipe(new PassThrough()) : null,
         signal: deadline,
         headersTimeout: service.timeoutMs,
         bodyTimeout: service.timeoutMs
