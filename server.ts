@@ -82,7 +82,7 @@ export async function main (argv: string[]): Promise<number> {
     const { listen } = app.gmsGate.current().options
     await app.listen({ host: values.host ?? listen.host, port: values.port !== undefined ? Number(values.port) : listen.port })
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(signal, () => { void app.close().then(() => process.exit(0)) })
+      process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
     }
     return 0
   } catch (err) {

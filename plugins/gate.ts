@@ -48,7 +48,7 @@ export interface GmsGateOptions {
   configPath?: string
   /** Options as INI text or an already parsed snapshot (no reload). */
   options?: string | OptionsSnapshot
-  /** Watch `configPath` for changes (default true). */
+  /** Watch `configPath` for changes (default true); with false, only SIGHUP or `watcher.reload()` reloads. */
   watch?: boolean
   /** Reload on SIGHUP (default false: the CLI turns it on; an embedding app decides for itself). */
   sighup?: boolean
@@ -73,10 +73,11 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
 
   let watcher: OptionsWatcher | null = null
   let loaded = initial
-  if (opts.configPath !== undefined && opts.watch !== false) {
+  if (opts.configPath !== undefined) {
     const w = new OptionsWatcher(opts.configPath, initial, { logger: fastify.log, debounceMs: opts.debounceMs })
     w.on('reload', () => { loaded = w.current })
-    await w.start()
+    // Without file events (watch: false, or a filesystem without inotify) SIGHUP still reloads.
+    if (opts.watch !== false) await w.start()
     watcher = w
   }
   let instanceSection: InstanceSectionLookup | undefined
@@ -106,7 +107,7 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   })
 
   if (watcher !== null) {
-    const reloadOnHup = (): void => { void watcher.reload('SIGHUP') }
+    const reloadOnHup = (): void => watcher.reloadInBackground('SIGHUP')
     if (opts.sighup === true) process.on('SIGHUP', reloadOnHup)
     fastify.addHook('onClose', async () => {
       process.removeListener('SIGHUP', reloadOnHup)

@@ -3,7 +3,7 @@
  * appears. Any invalid version (or a deleted file) keeps the last good options in force.
  */
 import { EventEmitter } from 'node:events'
-import { dirname, resolve } from 'node:path'
+import { basename, dirname, resolve } from 'node:path'
 import { watch, type FSWatcher } from 'chokidar'
 import { changedSections, OptionsError, parseOptions, readOptionsFile, type OptionsSnapshot } from './options-file.js'
 import { compilePolicy, type PolicyTable } from './policy.js'
@@ -33,6 +33,7 @@ export interface ReloadRejected {
 
 /** The few logger methods the watcher needs (pino's signature). */
 export interface WatchLogger {
+  debug (obj: object, msg: string): void
   info (obj: object, msg: string): void
   warn (obj: object, msg: string): void
   error (obj: object, msg: string): void
@@ -104,14 +105,28 @@ export class OptionsWatcher extends EventEmitter {
     watcher.on('all', (event, path) => {
       if (resolve(path) === file) this.#schedule(event)
     })
+    // chokidar drops a 'change' that follows a rename by a few ms (seen with chokidar 5 on Linux);
+    // its raw fs.watch events still carry it, so they trigger a (debounced) reload too.
+    const name = basename(file)
+    watcher.on('raw', (event: string, path: string) => {
+      if (basename(path) === name) this.#schedule(event)
+    })
     watcher.on('error', (err) => this.#log.error({ file, err: String(err) }, 'options watcher error'))
     await new Promise<void>(resolve => watcher.once('ready', () => resolve()))
   }
 
   #schedule (trigger: string): void {
     if (this.#closed) return
+    this.#log.debug({ file: this.file, event: trigger }, 'options file event')
     clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => { void this.reload(trigger) }, this.#debounceMs)
+    this.#timer = setTimeout(() => this.reloadInBackground(trigger), this.#debounceMs)
+  }
+
+  /** `reload` for callers that cannot wait (timers, signals): an unexpected failure is logged, never thrown. */
+  reloadInBackground (trigger: string): void {
+    this.reload(trigger).catch((err: unknown) => {
+      this.#log.error({ file: this.file, trigger, err: String(err) }, 'options reload failed unexpectedly; the last good options stay in force')
+    })
   }
 
   /** Read the file now (also what SIGHUP does). Reloads never overlap; one asked for during another runs after it. */

@@ -50,7 +50,9 @@ t.test('method, sub-path, query and body reach the upstream, and its answer come
   const upstream = await startUpstream(t)
   const { app } = await appOnText(t, config(upstream.url))
   const res = await app.inject({
-    method: 'PUT', url: '/genesys/1/service/cb/orders/7?x=1&y=two', headers: { authorization: CALLER, 'content-type': 'application/json' },
+    method: 'PUT',
+    url: '/genesys/1/service/cb/orders/7?x=1&y=two',
+    headers: { authorization: CALLER, 'content-type': 'application/json' },
     payload: { hello: 'world' }
   })
   t.equal(res.statusCode, 201)

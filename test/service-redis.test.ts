@@ -57,7 +57,9 @@ t.test('two gms-gate instances sharing one Redis', { skip: hasRedisServer ? fals
   t.test('a reservation made on one instance is matched and deleted on the other', async t => {
     const made = (await a.inject({ method: 'POST', url: '/genesys/1/service/ri', headers: AUTH, payload: { _phone_number: '42' } })).json()
     const matched = await b.inject({
-      method: 'POST', url: '/genesys/1/service/match', headers: AUTH,
+      method: 'POST',
+      url: '/genesys/1/service/match',
+      headers: AUTH,
       payload: { _access_number: made._access_number, _access_code: made._access_code, _phone_number: '42' }
     })
     t.match(matched.json(), { _id: made._id })

@@ -22,8 +22,13 @@ const rejects = (t: Test, ini: string, line: number, reason: RegExp) => {
 t.test('a request-interaction section compiles with GMS defaults', async t => {
   const s = compile('[service.ri]\n_type = builtin\n_service = request-interaction\n_access_number = 100, 101\n')
   t.match(s.services.get('ri'), {
-    type: 'builtin', service: 'request-interaction', accessNumbers: ['100', '101'],
-    provideCode: undefined, accessCodeLength: 6, bookingSeconds: 30, ttlSeconds: 30
+    type: 'builtin',
+    service: 'request-interaction',
+    accessNumbers: ['100', '101'],
+    provideCode: undefined,
+    accessCodeLength: 6,
+    bookingSeconds: 30,
+    ttlSeconds: 30
   })
 })
 
@@ -35,7 +40,10 @@ t.test('_resource_group takes its pool from the [resource.<group>] section', asy
 t.test('an http service compiles its DFM credentials into headers', async t => {
   const s = compile('[dfm.ors]\nusername = gms\npassword = s3cret\nmaxage = 60\nmaxstale = 5\n[service.cb]\n_type = http\n_service = http://127.0.0.1:7000/cb/\n_upstream = ors\n_timeout = 0.5\n_user_header = X-User\n')
   t.match(s.services.get('cb'), {
-    type: 'http', url: 'http://127.0.0.1:7000/cb', timeoutMs: 500, userHeader: 'x-user',
+    type: 'http',
+    url: 'http://127.0.0.1:7000/cb',
+    timeoutMs: 500,
+    userHeader: 'x-user',
     upstream: { authorization: `Basic ${Buffer.from('gms:s3cret').toString('base64')}`, cacheControl: 'max-age=60, max-stale=5' }
   })
 })

@@ -40,22 +40,28 @@ const form = (fields: Record<string, string>) => ({
 t.test('request-interaction then match-interaction, as a GMS caller does it', async t => {
   const { app } = await appOnText(t, SERVICES)
   const reserved = await app.inject({
-    method: 'POST', url: '/genesys/1/service/request-interaction',
-    ...form({ _phone_number: '5551234', firstName: 'Ada' }), headers: { ...form({}).headers, authorization: GENESYS }
+    method: 'POST',
+    url: '/genesys/1/service/request-interaction',
+    ...form({ _phone_number: '5551234', firstName: 'Ada' }),
+    headers: { ...form({}).headers, authorization: GENESYS }
   })
   t.equal(reserved.statusCode, 200)
   const r = reserved.json()
   t.match(r, { _id: /^request-interaction\./, _access_number: '8005550100', _access_code: /^\d{4}$/, _expiration_time: 60 })
 
   const matched = await app.inject({
-    method: 'POST', url: '/genesys/1/service/match-interaction', headers: { authorization: IVR },
+    method: 'POST',
+    url: '/genesys/1/service/match-interaction',
+    headers: { authorization: IVR },
     payload: { _access_number: r._access_number, _access_code: r._access_code, _phone_number: '5551234' }
   })
   t.equal(matched.statusCode, 200)
   t.match(matched.json(), { _id: r._id, _data_id: /./ })
 
   const again = await app.inject({
-    method: 'POST', url: '/genesys/1/service/match-interaction', headers: { authorization: IVR },
+    method: 'POST',
+    url: '/genesys/1/service/match-interaction',
+    headers: { authorization: IVR },
     payload: { _access_number: r._access_number, _access_code: r._access_code }
   })
   t.equal(again.statusCode, 404, 'a reservation matches once')
@@ -72,7 +78,9 @@ t.test('user data from a multipart form lands in storage under _data_id', async 
     `--${boundary}--\r\n`
   ].join('\r\n')
   const res = await app.inject({
-    method: 'POST', url: '/genesys/1/service/single', payload,
+    method: 'POST',
+    url: '/genesys/1/service/single',
+    payload,
     headers: { authorization: GENESYS, 'content-type': `multipart/form-data; boundary=${boundary}` }
   })
   t.equal(res.statusCode, 200)

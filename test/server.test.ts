@@ -1,0 +1,84 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { basic, tempDir } from './helpers/app.js'
+
+// The built CLI, as `npm start` and the `gms-gate` bin run it (npm test builds first).
+const CLI = fileURLToPath(new URL('../dist/server.js', import.meta.url))
+const EXAMPLE = '[server]\npassword = s3cret\nusername = default\n\n[storage]\nusername = store\n\n[service.request-interaction]\nusername = genesys\npassword = genesys\n_type = builtin\n_service = match-interaction\n'
+
+async function configFile (t: Test, text: string): Promise<string> {
+  const file = join(await tempDir(t), 'config.ini')
+  await writeFile(file, text)
+  return file
+}
+
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })
+
+t.test('check prints the effective policy per section and never a password', async t => {
+  const file = await configFile(t, EXAMPLE)
+  const res = run('check', '--config', file)
+  t.equal(res.status, 0, res.stderr)
+  t.match(res.stdout, /valid/)
+  t.match(res.stdout, /\[storage\]\s+\/genesys\/1\/storage\/\.\.\.\s+Genesys Application Configuration Needed\s+default\s+on\s+store\s+\[storage\]\s+set, from \[server\]/)
+  t.match(res.stdout, /\[service\.request-interaction\].*on\s+genesys\s+\[service\.request-interaction\]\s+set, from \[service\.request-interaction\]/)
+  t.match(res.stdout, /\[notification\].*on\s+default\s+\[server\]\s+set, from \[server\]/)
+  t.notMatch(res.stdout, /s3cret/)
+})
+
+t.test('check lists warnings with file and line', async t => {
+  const file = await configFile(t, '[server]\ncolour = blue\n')
+  const res = run('check', '--config', file)
+  t.equal(res.status, 0)
+  t.match(res.stdout, `warning: ${file}:2: unknown option "colour" in [server] is ignored`)
+})
+
+t.test('check exits 2 on an invalid file with file:line:reason', async t => {
+  const file = await configFile(t, '[server]\npassword = s3cret\n')
+  const res = run('check', '--config', file)
+  t.equal(res.status, 2)
+  t.match(res.stderr, `${file}:2: [server] has a password`)
+  t.notMatch(res.stderr + res.stdout, /s3cret/)
+})
+
+t.test('serve exits 2 on an invalid file, before listening', async t => {
+  const file = await configFile(t, '[server]\nport = nope\n')
+  const res = run('serve', '--config', file)
+  t.equal(res.status, 2)
+  t.match(res.stderr, `${file}:2: port in [server]`)
+})
+
+t.test('serve refuses a port that is not a number', async t => {
+  const res = run('serve', '--port', 'abc')
+  t.equal(res.status, 64)
+})
+
+t.test('serve listens on --port and --host and answers the GMS challenge', async t => {
+  const file = await configFile(t, EXAMPLE)
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', file, '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill() })
+  let out = ''
+  let url: string | undefined
+  child.stdout.setEncoding('utf8')
+  while (url === undefined) {
+    const [chunk] = await once(child.stdout, 'data') as [string]
+    out += chunk
+    url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1]
+  }
+  const denied = await fetch(`${url}/genesys/1/storage/x`)
+  t.equal(denied.status, 401)
+  t.equal(denied.headers.get('www-authenticate'), 'Basic realm="Genesys Application Configuration Needed", charset="UTF-8"')
+  t.equal((await fetch(`${url}/genesys/1/node`, { headers: { authorization: basic('default', 's3cret') } })).status, 200)
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  t.same(await exited, [0, null], 'SIGTERM closes the server and exits 0')
+})
+
+t.test('the shipped config.ini is valid and protects at least one service', async t => {
+  const res = run('check', '--config', fileURLToPath(new URL('../config.ini', import.meta.url)))
+  t.equal(res.status, 0, res.stderr)
+  t.match(res.stdout, /\[service\.request-interaction\].*\bon\b/)
+})
