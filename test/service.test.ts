@@ -91,6 +91,24 @@ t.test('user data from a multipart form lands in storage under _data_id', async 
   t.equal(matched.json()._id, res.json()._id)
 })
 
+t.test('the request decides _provide_code when the section does not set it', async t => {
+  const { app } = await appOnText(t, SERVICES.replace('_provide_code = true\n', ''))
+  const reserve = (provide: string) => app.inject({
+    method: 'POST', url: '/genesys/1/service/request-interaction', headers: { authorization: GENESYS }, payload: { _phone_number: '1', _provide_code: provide }
+  })
+  t.match((await reserve('true')).json(), { _access_code: /^\d{4}$/ })
+  t.notOk('_access_code' in (await reserve('false')).json())
+})
+
+t.test('_provide_code set in the section overrides the request', async t => {
+  const { app } = await appOnText(t, SERVICES)
+  const res = await app.inject({
+    method: 'POST', url: '/genesys/1/service/single', headers: { authorization: GENESYS }, payload: { _phone_number: '1', _provide_code: 'true' }
+  })
+  t.equal(res.statusCode, 200)
+  t.notOk('_access_code' in res.json())
+})
+
 t.test('a pool with no free number answers 503 with a JSON error', async t => {
   const { app } = await appOnText(t, SERVICES)
   const reserve = () => app.inject({ method: 'POST', url: '/genesys/1/service/single', headers: { authorization: GENESYS }, payload: { _phone_number: '1' } })

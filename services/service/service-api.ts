@@ -80,7 +80,13 @@ async function serviceApi (fastify: FastifyInstance, opts: ServiceApiOptions): P
       await storage.delete(dataId).catch(() => false)
       throw new AccessPoolExhaustedError(service.name)
     }
-    await state.putInstance({ id, service: service.name, dataId, accessNumber: grant.number, accessCode: grant.code }, service.ttlSeconds * 1000)
+    try {
+      await state.putInstance({ id, service: service.name, dataId, accessNumber: grant.number, accessCode: grant.code }, service.ttlSeconds * 1000)
+    } catch (err) {
+      // No instance, no reservation: give the number back rather than hold it until it expires.
+      await state.release(grant.number, grant.code, id).catch(() => undefined)
+      throw err
+    }
     return {
       _id: id,
       _access_number: grant.number,
