@@ -67,6 +67,16 @@ t.test('two gms-gate instances sharing one Redis', { skip: hasRedisServer ? fals
     t.equal((await a.inject({ method: 'GET', url: `/genesys/1/service/${made._id}`, headers: AUTH })).statusCode, 404)
   })
 
+  t.test('a reservation expires in Redis and its number is free again', async t => {
+    const { app } = await appOnText(t, config(redis.url) + '[service.once]\n_type = builtin\n_service = request-interaction\n_access_number = 300\n_booking_expiration_timeout = 0.2\n')
+    const reserve = () => app.inject({ method: 'POST', url: '/genesys/1/service/once', payload: { _phone_number: '1' } })
+    t.equal((await reserve()).statusCode, 200)
+    t.equal((await reserve()).statusCode, 503)
+    // Expiry is Redis's PX running out: no event to await.
+    await new Promise(resolve => setTimeout(resolve, 250))
+    t.equal((await reserve()).statusCode, 200)
+  })
+
   t.test('with Redis down a reservation answers 503 with a JSON error at once', async t => {
     await redis.kill()
     const started = Date.now()

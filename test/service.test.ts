@@ -118,6 +118,16 @@ t.test('a pool with no free number answers 503 with a JSON error', async t => {
   t.match(full.json(), { code: 'GMS_GATE_ACCESS_POOL_EXHAUSTED', message: /\[service.single\]/ })
 })
 
+t.test('an expired reservation frees its number for the next caller', async t => {
+  const { app } = await appOnText(t, SERVICES.replace('_provide_code = false', '_provide_code = false\n_booking_expiration_timeout = 0.2'))
+  const reserve = () => app.inject({ method: 'POST', url: '/genesys/1/service/single', headers: { authorization: GENESYS }, payload: { _phone_number: '1' } })
+  t.equal((await reserve()).statusCode, 200)
+  t.equal((await reserve()).statusCode, 503)
+  // Expiry is the passing of time itself: no event to await.
+  await new Promise(resolve => setTimeout(resolve, 250))
+  t.equal((await reserve()).statusCode, 200)
+})
+
 t.test('deleting an instance releases its access number', async t => {
   const { app } = await appOnText(t, SERVICES)
   const reserve = () => app.inject({ method: 'POST', url: '/genesys/1/service/single', headers: { authorization: GENESYS }, payload: { _phone_number: '1' } })
