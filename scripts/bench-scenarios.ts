@@ -113,8 +113,9 @@ const serverSection = (password: string | null): string =>
 const THROTTLE_OFF = ''
 
 // The two versions scenario 9 alternates between: another service's credentials and a realm differ.
-const RELOAD_A = `${serverSection(PASSWORD)}\n[notification]\nrealm = Notifications A\n\n[service.other]\nusername = other\npassword = other-a\n`
-const RELOAD_B = `${serverSection(PASSWORD)}\n[notification]\nrealm = Notifications B\n\n[service.other]\nusername = other\npassword = other-b\n`
+const otherService = (password: string): string => `[service.other]\nusername = other\npassword = ${password}\n_type = builtin\n_service = match-interaction\n`
+const RELOAD_A = `${serverSection(PASSWORD)}\n[notification]\nrealm = Notifications A\n\n${otherService('other-a')}`
+const RELOAD_B = `${serverSection(PASSWORD)}\n[notification]\nrealm = Notifications B\n\n${otherService('other-b')}`
 
 /** Options hash of an options text (what the target reports for an applied reload). */
 export const optionsHash = (ini: string): string => parseOptions(ini).hash
