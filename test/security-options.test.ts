@@ -61,3 +61,16 @@ t.test('generate-password prints a 32-byte base64url password and a hash of it',
   t.match(password, /^[A-Za-z0-9_-]{43}$/)
   t.equal(await parseHashedSecret(hash!).verify(password!), true)
 })
+
+t.test('authorization, proxy-authorization and cookie headers are redacted from log lines', async t => {
+  const { LogCapture, basic } = await import('./helpers/app.js')
+  const { buildServer, REDACTED_PATHS } = await import('../server.js')
+  const logs = new LogCapture()
+  // An embedding app whose request serializer keeps the headers: the redaction is what protects them.
+  const app = await buildServer({ options: '[server]\n', logger: { stream: logs, redact: REDACTED_PATHS, serializers: { req: (r: unknown) => r as { method: string, url: string } } } })
+  t.teardown(() => app.close())
+  const headers = { authorization: basic('u', 'redact-pw-1'), 'proxy-authorization': basic('p', 'redact-pw-2'), cookie: 'session=redact-pw-3', accept: '*/*' }
+  app.log.info({ req: { headers } }, 'a line that carries headers')
+  t.match(logs.lines.at(-1), { req: { headers: { authorization: '[Redacted]', 'proxy-authorization': '[Redacted]', cookie: '[Redacted]', accept: '*/*' } } })
+  for (const secret of ['redact-pw-1', 'redact-pw-2', 'redact-pw-3']) t.notOk(logs.contains(secret), secret)
+})

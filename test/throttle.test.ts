@@ -22,7 +22,7 @@ t.test('a hashed password in the options file lets its owner in and keeps others
 
 t.test('after max_failures for one username, that username gets 429 with Retry-After, even with the right password', async t => {
   const { app } = await appOnText(t, ini())
-  for (let i = 0; i < 3; i++) t.equal((await get(app, 'alice', 'wrong')).statusCode, 401)
+  for (let i = 0; i < 3; i++) t.equal((await get(app, 'alice', 'guess-1x')).statusCode, 401)
   const res = await get(app, 'alice', PASSWORD)
   t.equal(res.statusCode, 429)
   t.match(res.headers['retry-after'], /^\d+$/)
@@ -34,9 +34,9 @@ t.test('a throttled request computes no hash', async t => {
   // A hash slow enough that any verification would show in the time.
   const slow = scryptHash(PASSWORD, 15)
   const { app } = await appOnText(t, `[server]\nusername = alice\npassword = ${slow}\nmax_failures = 1\n`)
-  t.equal((await get(app, 'alice', 'wrong')).statusCode, 401)
+  t.equal((await get(app, 'alice', 'guess-1x')).statusCode, 401)
   const start = process.hrtime.bigint()
-  t.equal((await get(app, 'alice', 'wrong-again')).statusCode, 429)
+  t.equal((await get(app, 'alice', 'guess-2x')).statusCode, 429)
   const ms = Number(process.hrtime.bigint() - start) / 1e6
   const verifyStart = process.hrtime.bigint()
   t.equal((await get(app, 'bob', 'x', '10.0.0.2')).statusCode, 401)
@@ -51,22 +51,22 @@ t.test('successes are not counted: the owner can log in any number of times', as
 
 t.test('another username from the same IP is counted apart until the per-IP limit', async t => {
   const { app } = await appOnText(t, ini())
-  for (let i = 0; i < 3; i++) await get(app, 'alice', 'wrong')
-  t.equal((await get(app, 'bob', 'wrong')).statusCode, 401, 'bob has his own counter')
-  t.equal((await get(app, 'carol', 'wrong')).statusCode, 401, 'fifth failure from the IP')
+  for (let i = 0; i < 3; i++) await get(app, 'alice', 'guess-1x')
+  t.equal((await get(app, 'bob', 'guess-1x')).statusCode, 401, 'bob has his own counter')
+  t.equal((await get(app, 'carol', 'guess-1x')).statusCode, 401, 'fifth failure from the IP')
   t.equal((await get(app, 'dave', 'x')).statusCode, 429, 'the IP is over max_failures_per_ip')
 })
 
 t.test('one client being throttled does not throttle another IP, and a success does not reset it', async t => {
   const { app } = await appOnText(t, ini())
-  for (let i = 0; i < 3; i++) await get(app, 'alice', 'wrong', '10.0.0.1')
+  for (let i = 0; i < 3; i++) await get(app, 'alice', 'guess-1x', '10.0.0.1')
   t.equal((await get(app, 'alice', PASSWORD, '10.0.0.2')).statusCode, 200)
   t.equal((await get(app, 'alice', PASSWORD, '10.0.0.1')).statusCode, 429)
 })
 
 t.test('IPv6 clients are counted per /64', async t => {
   const { app } = await appOnText(t, ini())
-  for (let i = 0; i < 5; i++) await get(app, `user${i}`, 'wrong', `2001:db8:1:2::${i + 1}`)
+  for (let i = 0; i < 5; i++) await get(app, `user${i}`, 'guess-1x', `2001:db8:1:2::${i + 1}`)
   t.equal((await get(app, 'alice', PASSWORD, '2001:db8:1:2:ffff::9')).statusCode, 429, 'same /64')
   t.equal((await get(app, 'alice', PASSWORD, '2001:db8:1:3::1')).statusCode, 200, 'next /64')
 })
@@ -142,9 +142,9 @@ t.test('with throttle_store = redis, two instances share failure counters', { sk
   const [a, b] = await redisPair(t, redis.url)
   await a.ready()
   await b.ready()
-  t.equal((await get(a, 'alice', 'wrong')).statusCode, 401)
-  t.equal((await get(b, 'alice', 'wrong')).statusCode, 401)
-  t.equal((await get(a, 'alice', 'wrong')).statusCode, 401)
+  t.equal((await get(a, 'alice', 'guess-1x')).statusCode, 401)
+  t.equal((await get(b, 'alice', 'guess-1x')).statusCode, 401)
+  t.equal((await get(a, 'alice', 'guess-1x')).statusCode, 401)
   t.equal((await get(b, 'alice', PASSWORD)).statusCode, 429, 'B counts the failures made on A')
 })
 
@@ -152,6 +152,6 @@ t.test('with the redis store down, credentials are still checked and nothing han
   const redis = await startRedis()
   const [a] = await redisPair(t, redis.url)
   await redis.kill()
-  t.equal((await get(a, 'alice', 'wrong')).statusCode, 401)
+  t.equal((await get(a, 'alice', 'guess-1x')).statusCode, 401)
   t.equal((await get(a, 'alice', PASSWORD)).statusCode, 200)
 })
