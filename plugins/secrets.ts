@@ -150,7 +150,7 @@ function parseBcrypt (value: string): HashedSecret {
 /** Hash parameters `hash-password` writes: OWASP's recommended minimums. */
 export const HASH_DEFAULTS = {
   argon2id: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
-  scrypt: { ln: 17, r: 8, p: 1 },
+  scrypt: { ln: 14, r: 8, p: 5 },
   bcrypt: { cost: 12 }
 } as const
 
