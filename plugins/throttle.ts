@@ -87,6 +87,9 @@ export async function createFailureThrottle (fastify: FastifyInstance, initial: 
     }
   })
   const { ip, user } = limiters!
+  // Memory counters only grow here: with no failure within a window, every counter is zero and a peek can be skipped.
+  const shared = initial.throttleStore === 'redis'
+  let lastFailureAt = -Infinity
 
   async function run (request: FastifyRequest, username: string | null, increment: boolean): Promise<ThrottleStatus> {
     if (username === null) return statusOf(await ip(request, { increment }))
@@ -96,8 +99,14 @@ export async function createFailureThrottle (fastify: FastifyInstance, initial: 
   }
 
   return {
-    peek: (request, username) => run(request, username, false),
-    recordFailure: (request, username) => run(request, username, true)
+    peek: async (request, username) => {
+      if (!shared && Date.now() - lastFailureAt > settings().failureWindowMs) return NOT_THROTTLED
+      return run(request, username, false)
+    },
+    recordFailure: (request, username) => {
+      lastFailureAt = Date.now()
+      return run(request, username, true)
+    }
   }
 }
 
