@@ -74,3 +74,17 @@ t.test('authorization, proxy-authorization and cookie headers are redacted from 
   t.match(logs.lines.at(-1), { req: { headers: { authorization: '[Redacted]', 'proxy-authorization': '[Redacted]', cookie: '[Redacted]', accept: '*/*' } } })
   for (const secret of ['redact-pw-1', 'redact-pw-2', 'redact-pw-3']) t.notOk(logs.contains(secret), secret)
 })
+
+t.test('a reload with an unparsable hash is rejected on its line and the last good hash stays in force', async t => {
+  const { appOnFile, basic } = await import('./helpers/app.js')
+  const { writeFile } = await import('node:fs/promises')
+  const good = scryptHash('reload-pw-6e0')
+  const h = await appOnFile(t, `[server]\nusername = u\npassword = ${good}\n`)
+  const rejected = h.nextReloadError()
+  await writeFile(h.file, `[server]\nusername = u\npassword = ${good.slice(0, 20)}\n`)
+  const { error } = await rejected
+  t.equal(error.line, 3)
+  t.match(error.reason, /scrypt/)
+  const res = await h.app.inject({ url: '/genesys/1/node', headers: { authorization: basic('u', 'reload-pw-6e0') } })
+  t.equal(res.statusCode, 200)
+})
