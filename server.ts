@@ -8,7 +8,9 @@ import { parseArgs } from 'node:util'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { gmsGate, type GmsGateOptions } from './plugins/gate.js'
 import { OptionsError } from './plugins/options-file.js'
-import { loadOptionsFile } from './plugins/options-watch.js'
+import { compileOptions, loadOptionsFile, loadOptionsText, type LoadedOptions } from './plugins/options-watch.js'
+import { CertificateWatcher, readTlsFilesSync } from './plugins/tls-reload.js'
+import { generatePassword, hashPassword } from './plugins/secrets.js'
 import { describePolicy, formatPolicyTable } from './plugins/policy-report.js'
 import nodeApi from './services/node.js'
 import serviceApi from './services/service/service-api.js'
@@ -21,22 +23,105 @@ export interface BuildServerOptions extends GmsGateOptions {
   logger?: FastifyServerOptions['logger']
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The certificate watcher when serving HTTPS (`[server] tls_cert`), else null. */
+    gmsTls: CertificateWatcher | null
+  }
+}
+
+async function loadFirst (gate: GmsGateOptions): Promise<LoadedOptions | undefined> {
+  if (gate.preloaded !== undefined) return gate.preloaded
+  if (gate.configPath !== undefined) return loadOptionsFile(gate.configPath)
+  if (typeof gate.options === 'string') return loadOptionsText(gate.options)
+  return gate.options === undefined ? undefined : compileOptions(gate.options)
+}
+
 /** The whole gms-gate app: the gate and the services behind it. */
 export async function buildServer (opts: BuildServerOptions): Promise<FastifyInstance> {
   const { logger, ...gate } = opts
-  const app = Fastify({
+  // Read once before the server exists: TLS and proxy trust shape the server itself.
+  const preloaded = await loadFirst(gate)
+  const security = preloaded?.security
+  let https: { cert: Buffer, key: Buffer } | undefined
+  if (security?.tls != null) {
+    try {
+      https = readTlsFilesSync(security.tls)
+    } catch (err) {
+      const server = preloaded!.options.sections.get('server')
+      const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+      throw new OptionsError(preloaded!.options.file, server?.lines.tls_cert ?? 0, `tls_cert/tls_key in [server] cannot be loaded: ${reason}`)
+    }
+  }
+  const serverOptions: FastifyServerOptions & { https?: { cert: Buffer, key: Buffer } } = {
     logger: logger ?? { level: 'info', redact: REDACTED_PATHS },
     // One log line per request costs more than the gate itself; denials are logged by the gate.
-    logController: new LogController({ disableRequestLogging: true })
-  })
-  await app.register(gmsGate, gate)
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: security?.trustProxy ?? false,
+    https
+  }
+  const app = Fastify(serverOptions) as unknown as FastifyInstance
+  await app.register(gmsGate, { ...gate, preloaded })
+  let tls: CertificateWatcher | null = null
+  if (https !== undefined) {
+    const watcher = new CertificateWatcher(app.server as unknown as import('node:https').Server, security!.tls!, app.log)
+    if (gate.watch !== false) await watcher.start()
+    app.gmsGate.watcher?.on('reload', ({ loaded }: { loaded: LoadedOptions }) => {
+      if (loaded.security.tls !== null) watcher.retarget(loaded.security.tls).catch(() => {})
+    })
+    app.addHook('onClose', () => watcher.close())
+    tls = watcher
+  }
+  app.decorate('gmsTls', tls)
   await app.register(nodeApi)
   await app.register(serviceApi)
   return app
 }
 
 const USAGE = `usage: gms-gate [serve] [--config FILE] [--port N] [--host H]
-       gms-gate check [--config FILE]`
+       gms-gate check [--config FILE]
+       gms-gate hash-password [--algorithm argon2id|scrypt|bcrypt]   (password from stdin or a prompt)
+       gms-gate generate-password [--algorithm argon2id|scrypt|bcrypt]`
+
+const ALGORITHMS = ['argon2id', 'scrypt', 'bcrypt'] as const
+type Algorithm = typeof ALGORITHMS[number]
+
+/** Read a password without echo from a terminal, or all of stdin (one trailing newline dropped). */
+async function readPassword (): Promise<string> {
+  const stdin = process.stdin
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = []
+    for await (const chunk of stdin) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  }
+  const ask = (prompt: string): Promise<string> => new Promise((resolve, reject) => {
+    process.stderr.write(prompt)
+    let typed = ''
+    stdin.setRawMode(true)
+    stdin.resume()
+    const onData = (data: Buffer): void => {
+      for (const ch of data.toString('utf8')) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+          stdin.off('data', onData)
+          stdin.setRawMode(false)
+          stdin.pause()
+          process.stderr.write('\n')
+          return resolve(typed)
+        }
+        if (ch === '\u0003') {
+          stdin.off('data', onData)
+          stdin.setRawMode(false)
+          return reject(new Error('interrupted'))
+        }
+        typed = ch === '\u007f' || ch === '\b' ? typed.slice(0, -1) : typed + ch
+      }
+    }
+    stdin.on('data', onData)
+  })
+  const first = await ask('Password: ')
+  if (await ask('Again: ') !== first) throw new Error('the two passwords differ')
+  return first
+}
 
 /** Run the command line; resolves to the exit code (serve resolves once listening). */
 export async function main (argv: string[]): Promise<number> {
@@ -49,6 +134,7 @@ export async function main (argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c', default: 'config.ini' },
         port: { type: 'string', short: 'p' },
         host: { type: 'string' },
+        algorithm: { type: 'string', short: 'a', default: 'argon2id' },
         help: { type: 'boolean', short: 'h' }
       }
     })
@@ -63,6 +149,36 @@ export async function main (argv: string[]): Promise<number> {
     return 0
   }
   const config = values.config!
+  if (command === 'hash-password' || command === 'generate-password') {
+    const algorithm = values.algorithm as Algorithm
+    if (!ALGORITHMS.includes(algorithm)) {
+      process.stderr.write(`gms-gate: --algorithm must be one of ${ALGORITHMS.join(', ')}\n`)
+      return 64
+    }
+    // A password on the command line would sit in the shell history and in ps for everyone to read.
+    if (positionals.length > 1) {
+      process.stderr.write(`gms-gate: ${command} takes no password argument; type it at the prompt or pipe it on stdin\n`)
+      return 64
+    }
+    if (command === 'generate-password') {
+      const password = generatePassword()
+      process.stdout.write(`password: ${password}\nhash:     ${await hashPassword(password, algorithm)}\n`)
+      return 0
+    }
+    let password: string
+    try {
+      password = await readPassword()
+    } catch (err) {
+      process.stderr.write(`gms-gate: ${(err as Error).message}\n`)
+      return 1
+    }
+    if (password === '') {
+      process.stderr.write('gms-gate: empty password (an empty password option means no authentication)\n')
+      return 1
+    }
+    process.stdout.write(`${await hashPassword(password, algorithm)}\n`)
+    return 0
+  }
   try {
     if (command === 'check') {
       const loaded = await loadOptionsFile(config)

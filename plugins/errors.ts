@@ -18,3 +18,7 @@ export const UpstreamTimeoutError = createError('GMS_GATE_UPSTREAM_TIMEOUT', 'th
 export const AccessPoolExhaustedError = createError('GMS_GATE_ACCESS_POOL_EXHAUSTED', 'no free access number in the pool of [service.%s]', 503)
 /** The method is not one the resource answers. */
 export const MethodNotAllowedError = createError('GMS_GATE_METHOD_NOT_ALLOWED', '%s', 405)
+/** Too many failed authentications from a client: 429, sent with Retry-After, before any hash is computed. */
+export const ThrottledError = createError('GMS_GATE_THROTTLED', 'too many failed authentications from this client; retry in %s s', 429)
+/** `[server] https_only = true` and the request came over plain HTTP: say so, rather than ask for a password. */
+export const HttpsRequiredError = createError('GMS_GATE_HTTPS_REQUIRED', 'this server accepts credentials over HTTPS only (https_only = true); send the request to its https:// address', 403)

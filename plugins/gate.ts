@@ -5,7 +5,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { OptionsSnapshot } from './options-file.js'
-import { credentialsMatch, parseBasicAuthorization } from './credentials.js'
+import { parseBasicAuthorization } from './credentials.js'
+import { HttpsRequiredError, ThrottledError } from './errors.js'
+import { createFailureThrottle, loggableUsername } from './throttle.js'
 import { sectionForPath, type InstanceSectionLookup, type PolicyTable, type SectionPolicy } from './policy.js'
 import { compileOptions, loadOptionsFile, loadOptionsText, logWarnings, OptionsWatcher, type LoadedOptions } from './options-watch.js'
 
@@ -54,6 +56,8 @@ export interface GmsGateOptions {
   sighup?: boolean
   /** Debounce for file events in ms (default 20). */
   debounceMs?: number
+  /** Options already loaded from `configPath` (buildServer reads them first for TLS and proxy settings). */
+  preloaded?: LoadedOptions
 }
 
 function policyFor (request: FastifyRequest, table: PolicyTable, lookup: InstanceSectionLookup | undefined): SectionPolicy | null {
@@ -65,7 +69,8 @@ function policyFor (request: FastifyRequest, table: PolicyTable, lookup: Instanc
 
 async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): Promise<void> {
   let initial: LoadedOptions
-  if (opts.configPath !== undefined) initial = await loadOptionsFile(opts.configPath)
+  if (opts.preloaded !== undefined) initial = opts.preloaded
+  else if (opts.configPath !== undefined) initial = await loadOptionsFile(opts.configPath)
   else if (typeof opts.options === 'string') initial = loadOptionsText(opts.options)
   else if (opts.options !== undefined) initial = compileOptions(opts.options)
   else throw new Error('gmsGate needs { configPath } or { options }')
@@ -75,7 +80,19 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   let loaded = initial
   if (opts.configPath !== undefined) {
     const w = new OptionsWatcher(opts.configPath, initial, { logger: fastify.log, debounceMs: opts.debounceMs })
-    w.on('reload', () => { loaded = w.current })
+    w.on('reload', () => {
+      const before = loaded.security
+      loaded = w.current
+      const after = loaded.security
+      // These shape the server or its stores when it starts; a reload cannot change them.
+      for (const [name, changed] of [
+        ['trust_proxy', before.trustProxy !== after.trustProxy],
+        ['throttle_store', before.throttleStore !== after.throttleStore || (after.throttleStore === 'redis' && before.redisUrl !== after.redisUrl)],
+        ['tls_cert/tls_key', (before.tls === null) !== (after.tls === null)]
+      ] as const) {
+        if (changed) fastify.log.warn({ option: name }, `${name} changed in [server]: restart needed for it to apply`)
+      }
+    })
     // Without file events (watch: false, or a filesystem without inotify) SIGHUP still reloads.
     if (opts.watch !== false) await w.start()
     watcher = w
@@ -91,20 +108,47 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   fastify.decorateRequest('gmsPolicy', null)
   fastify.decorateRequest('gmsUser', null)
 
-  fastify.addHook('onRequest', function gate (request: FastifyRequest, reply: FastifyReply, done: () => void) {
+  const throttle = await createFailureThrottle(fastify, initial.security, () => loaded.security, fastify.log)
+
+  fastify.addHook('onRequest', async function gate (request: FastifyRequest, reply: FastifyReply) {
     const snapshot = loaded
     request.gmsOptions = snapshot
     const policy = policyFor(request, snapshot.policy, instanceSection)
     request.gmsPolicy = policy
-    if (policy === null || !policy.auth.on) return done()
-    const credentials = parseBasicAuthorization(request.headers.authorization)
-    if (credentials !== null && credentialsMatch(policy.auth.expected, credentials)) {
-      request.gmsUser = credentials.username
-      return done()
+    if (policy === null || !policy.auth.on) return
+    if (snapshot.security.httpsOnly && request.protocol !== 'https') throw new HttpsRequiredError()
+    const header = request.headers.authorization
+    const credentials = parseBasicAuthorization(header)
+    // No header at all is how every Basic client starts: challenge it without counting a failure.
+    if (credentials === null && header === undefined) return challenge(reply, policy)
+    const username = credentials?.username ?? null
+    const status = await throttle.peek(request, username)
+    if (status.throttled) {
+      reply.header('retry-after', String(status.retryAfter))
+      throw new ThrottledError(status.retryAfter)
     }
-    // One answer for every failure kind: nothing tells a caller which part was wrong.
-    reply.code(401).header('www-authenticate', policy.challenge).header('content-length', '0').send()
+    if (credentials !== null) {
+      const result = policy.auth.verifier.verify(credentials)
+      const verdict = typeof result === 'string' ? result : await result
+      if (verdict === 'ok') {
+        request.gmsUser = credentials.username
+        return
+      }
+      await failed(request, policy, username, verdict)
+    } else {
+      await failed(request, policy, null, 'malformed')
+    }
+    return challenge(reply, policy)
   })
+
+  async function failed (request: FastifyRequest, policy: SectionPolicy, username: string | null, reason: string): Promise<void> {
+    const user = username === null ? undefined : loggableUsername(username)
+    request.log.warn({ section: policy.section, username: user, ip: request.ip, reason }, 'authentication failed')
+    const status = await throttle.recordFailure(request, username)
+    if (status.throttled) {
+      request.log.warn({ section: policy.section, username: user, ip: request.ip, retryAfter: status.retryAfter }, 'client throttled after repeated authentication failures')
+    }
+  }
 
   if (watcher !== null) {
     const reloadOnHup = (): void => watcher.reloadInBackground('SIGHUP')
@@ -114,6 +158,11 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
       await watcher.close()
     })
   }
+}
+
+// One answer for every failure kind: nothing tells a caller which part was wrong.
+function challenge (reply: FastifyReply, policy: SectionPolicy): FastifyReply {
+  return reply.code(401).header('www-authenticate', policy.challenge).header('content-length', '0').send()
 }
 
 /** Put an app's routes behind GMS-style per-section Basic authentication. */

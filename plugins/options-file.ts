@@ -59,7 +59,12 @@ export const SECRET_OPTIONS: ReadonlySet<string> = new Set(['password'])
 const AUTH_OPTIONS = ['realm', 'username', 'password']
 /** Options each kind of section understands; other options are kept, ignored and warned about. */
 const KNOWN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  server: [...AUTH_OPTIONS, 'host', 'port'],
+  server: [
+    ...AUTH_OPTIONS, 'host', 'port',
+    // The hardening (plugins/security-settings.ts).
+    'plaintext_passwords', 'max_failures', 'max_failures_per_ip', 'failure_window', 'throttle_store',
+    'redis_url', 'trust_proxy', 'tls_cert', 'tls_key', 'https_only'
+  ],
   storage: [...AUTH_OPTIONS],
   notification: [...AUTH_OPTIONS],
   service: [...AUTH_OPTIONS],

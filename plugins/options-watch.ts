@@ -8,6 +8,7 @@ import { watch, type FSWatcher } from 'chokidar'
 import { changedSections, OptionsError, parseOptions, readOptionsFile, type OptionsSnapshot } from './options-file.js'
 import { compilePolicy, type PolicyTable } from './policy.js'
 import { compileServiceSettings, type ServiceSettings } from '../services/service/settings.js'
+import { compileSecuritySettings, type SecuritySettings } from './security-settings.js'
 
 /** Options and the policy compiled from them: what one request sees from start to end. */
 export interface LoadedOptions {
@@ -15,6 +16,8 @@ export interface LoadedOptions {
   readonly policy: PolicyTable
   /** The `[service.<name>]` sections as typed service definitions (the Service API). */
   readonly services: ServiceSettings
+  /** Hashing, throttling, proxy and TLS settings from `[server]`. */
+  readonly security: SecuritySettings
 }
 
 /** Payload of the `reload` event. */
@@ -41,7 +44,11 @@ export interface WatchLogger {
 
 /** Compile a parsed snapshot into what requests use. */
 export function compileOptions (options: OptionsSnapshot): LoadedOptions {
-  return Object.freeze({ options, policy: compilePolicy(options), services: compileServiceSettings(options) })
+  const { settings, warnings } = compileSecuritySettings(options)
+  const policy = compilePolicy(options)
+  // Load-time warnings (plaintext passwords) join the parser's so every reader lists them.
+  const withWarnings = warnings.length === 0 ? options : Object.freeze({ ...options, warnings: Object.freeze([...options.warnings, ...warnings]) })
+  return Object.freeze({ options: withWarnings, policy, services: compileServiceSettings(options), security: settings })
 }
 
 /** Read, parse, validate and compile an options file. Throws `OptionsError`. */

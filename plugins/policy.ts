@@ -3,7 +3,9 @@
  * and the mapping from a request path to its section. Pure: no I/O, no Fastify.
  */
 import { OptionsError, type OptionsSnapshot, type Section } from './options-file.js'
-import { credentialsMatch, expectCredentials, type Credentials, type ExpectedCredentials } from './credentials.js'
+import type { Credentials } from './credentials.js'
+import { SecretFormatError } from './secrets.js'
+import { compileVerifier, type CredentialVerifier } from './verifier.js'
 
 /** GMS's realm when no section sets one. */
 export const DEFAULT_REALM = 'Genesys Application Configuration Needed'
@@ -21,7 +23,8 @@ export interface AuthOn {
   readonly usernameFrom: string
   /** Section the password came from; the plaintext is not kept in the table. */
   readonly passwordFrom: string
-  readonly expected: ExpectedCredentials
+  /** Checks a caller's credentials: digests for a plaintext password, a cached hash verification otherwise. */
+  readonly verifier: CredentialVerifier
 }
 
 /** The compiled policy of one section. */
@@ -89,21 +92,31 @@ function compileSection (file: string, own: Section, server: Section): SectionPo
       throw new OptionsError(file, where.lines.password ?? where.line,
         `[${own.name}] has a password (from [${password.from}]) but no username in [${own.name}] or [server]`)
     }
+    let verifier: CredentialVerifier
+    try {
+      verifier = compileVerifier(own.name, username.value, password.value)
+    } catch (err) {
+      if (!(err instanceof SecretFormatError)) throw err
+      const where = password.from === own.name ? own : server
+      throw new OptionsError(file, where.lines.password ?? where.line, `password in [${password.from}] looks like a hash but is unusable: ${err.message}`)
+    }
     auth = Object.freeze({
       on: true,
       username: username.value,
       usernameFrom: username.from,
       passwordFrom: password.from,
-      expected: expectCredentials(username.value, password.value)
+      verifier
     })
   }
   return Object.freeze({ section: own.name, realm: realm.value, realmFrom: realm.from, challenge: challengeFor(realm.value), auth })
 }
 
-/** Whether these credentials open this section (true when its authentication is off). */
-export function allows (policy: SectionPolicy, credentials: Credentials | null): boolean {
+/** Whether these credentials open this section (true when its authentication is off); a promise for a hashed password. */
+export function allows (policy: SectionPolicy, credentials: Credentials | null): boolean | Promise<boolean> {
   if (!policy.auth.on) return true
-  return credentials !== null && credentialsMatch(policy.auth.expected, credentials)
+  if (credentials === null) return false
+  const verdict = policy.auth.verifier.verify(credentials)
+  return typeof verdict === 'string' ? verdict === 'ok' : verdict.then(v => v === 'ok')
 }
 
 /** Paths outside every policy: liveness only, and it says nothing about the options. */

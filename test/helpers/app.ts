@@ -7,6 +7,7 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { buildServer, REDACTED_PATHS, type BuildServerOptions } from '../../server.js'
 import type { ReloadApplied, ReloadRejected } from '../../plugins/options-watch.js'
+import { auditLogLines, auditPassword, auditUsername, auditOptionsText } from './log-audit.js'
 
 /** Every log line the app wrote, parsed. */
 export class LogCapture extends Writable {
@@ -16,6 +17,7 @@ export class LogCapture extends Writable {
     for (const line of chunk.toString().split('\n')) {
       if (line === '') continue
       this.raw.push(line)
+      auditLogLines.push(line)
       this.lines.push(JSON.parse(line))
     }
     cb()
@@ -51,6 +53,7 @@ export interface TestApp {
 export async function appOnFile (t: Teardown, ini: string, extra: Partial<BuildServerOptions> = {}): Promise<TestApp> {
   const dir = await tempDir(t)
   const file = join(dir, 'config.ini')
+  auditOptionsText(ini)
   await writeFile(file, ini)
   const logs = new LogCapture()
   const app = await buildServer({ configPath: file, logger: { level: 'debug', stream: logs, redact: REDACTED_PATHS }, ...extra })
@@ -67,6 +70,7 @@ export async function appOnFile (t: Teardown, ini: string, extra: Partial<BuildS
 
 /** Build the app on inline options (no file, no watcher); closed at teardown. */
 export async function appOnText (t: Teardown, ini: string): Promise<{ app: FastifyInstance, logs: LogCapture }> {
+  auditOptionsText(ini)
   const logs = new LogCapture()
   const app = await buildServer({ options: ini, logger: { level: 'debug', stream: logs, redact: REDACTED_PATHS } })
   t.teardown(() => app.close())
@@ -75,5 +79,7 @@ export async function appOnText (t: Teardown, ini: string): Promise<{ app: Fasti
 
 /** `Basic base64(user:pass)`. */
 export function basic (username: string, password: string): string {
+  auditUsername(username)
+  auditPassword(password)
   return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`
 }

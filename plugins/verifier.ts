@@ -1,0 +1,51 @@
+/**
+ * The credential check of one section: constant-time digests for a plaintext password, a hash
+ * verification (cached, single flight) for a hashed one, and a decoy verification of the same cost
+ * for an unknown username so timing says nothing about which part was wrong. No I/O, no Fastify.
+ */
+import { credentialsMatch, expectCredentials, type Credentials } from './credentials.js'
+import { parseHashedSecret, secretKind, type SecretKind } from './secrets.js'
+import { verifyCache as sharedCache, type VerifyCache } from './verify-cache.js'
+import { createHash, timingSafeEqual } from 'node:crypto'
+
+/** What a check found; callers answer the same 401 for both failures, and only logs tell them apart. */
+export type Verdict = 'ok' | 'unknown-user' | 'wrong-password'
+
+/** Checks a caller's credentials against one section's username and password. */
+export interface CredentialVerifier {
+  readonly kind: SecretKind
+  /** Synchronous for plaintext (the hot path stays a digest compare); a promise for a hash. */
+  verify (given: Credentials): Verdict | Promise<Verdict>
+}
+
+const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest()
+
+/** Build the verifier for a section. Throws `SecretFormatError` for an unusable hash. */
+export function compileVerifier (section: string, username: string, password: string, cache: VerifyCache = sharedCache): CredentialVerifier {
+  const kind = secretKind(password)
+  if (kind === 'plaintext') {
+    const expected = expectCredentials(username, password)
+    const userDigest = expected.userDigest
+    return Object.freeze({
+      kind,
+      verify (given: Credentials): Verdict {
+        // Both compares always run (credentialsMatch); the extra user compare only classifies the failure.
+        if (credentialsMatch(expected, given)) return 'ok'
+        return timingSafeEqual(digest(given.username), userDigest) ? 'wrong-password' : 'unknown-user'
+      }
+    })
+  }
+  const secret = parseHashedSecret(password)
+  const userDigest = digest(username)
+  return Object.freeze({
+    kind,
+    verify (given: Credentials): Promise<Verdict> | Verdict {
+      // The configured username is in the key too: renaming the user invalidates its cached successes.
+      const key = cache.keyFor([section, username, given.username, given.password, secret.encoded])
+      if (cache.has(key)) return 'ok'
+      const userOk = timingSafeEqual(digest(given.username), userDigest)
+      return cache.verify(key, () => userOk ? secret.verify(given.password) : secret.verifyDecoy(given.password))
+        .then(ok => ok ? 'ok' : userOk ? 'wrong-password' : 'unknown-user')
+    }
+  })
+}
