@@ -27,10 +27,13 @@ export function createRedisClient (url: string, log: RedisClientLogger, extra: R
   })
   const where = redactRedisUrl(url)
   let down = false
-  client.on('error', (err: Error) => {
-    if (!down) log.warn({ redis: where, err: err.message }, 'redis unavailable')
+  const markDown = (reason: string): void => {
+    if (!down) log.warn({ redis: where, err: reason }, 'redis unavailable')
     down = true
-  })
+  }
+  client.on('error', (err: Error) => markDown(err.message))
+  // A dropped connection can come back before any 'error' is emitted: 'reconnecting' says it was lost.
+  client.on('reconnecting', () => markDown('connection lost'))
   client.on('ready', () => {
     if (down) log.info({ redis: where }, 'redis reachable again')
     down = false
