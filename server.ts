@@ -5,7 +5,7 @@
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { gmsGate, type GmsGateOptions } from './plugins/gate.js'
 import { OptionsError } from './plugins/options-file.js'
 import { loadOptionsFile } from './plugins/options-watch.js'
@@ -20,13 +20,24 @@ export interface BuildServerOptions extends GmsGateOptions {
   logger?: FastifyServerOptions['logger']
 }
 
+/** No line per request (it costs more than the gate itself), but a server-side failure (5xx) always gets one. */
+class QuietRequestLog extends LogController {
+  constructor () {
+    super({ disableRequestLogging: true })
+  }
+
+  override defaultErrorLog (error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    if (reply.statusCode >= 500) reply.log.error({ req: request, res: reply, err: error }, error.message)
+  }
+}
+
 /** The whole gms-gate app: the gate and the services behind it. */
 export async function buildServer (opts: BuildServerOptions): Promise<FastifyInstance> {
   const { logger, ...gate } = opts
   const app = Fastify({
     logger: logger ?? { level: 'info', redact: REDACTED_PATHS },
-    // One log line per request costs more than the gate itself; denials are logged by the gate.
-    logController: new LogController({ disableRequestLogging: true })
+    // Denials are logged by the gate.
+    logController: new QuietRequestLog()
   })
   await app.register(gmsGate, gate)
   await app.register(nodeApi)
