@@ -60,7 +60,8 @@ const AUTH_OPTIONS = ['realm', 'username', 'password']
 /** Options each kind of section understands; other options are kept, ignored and warned about. */
 const KNOWN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   server: [...AUTH_OPTIONS, 'host', 'port'],
-  storage: [...AUTH_OPTIONS],
+  // What services/storage/settings.ts reads.
+  storage: [...AUTH_OPTIONS, 'backend', 'redis_url', 'max_ttl', 'max_value_bytes', 'max_body_bytes', 'max_keys', 'max_entries', 'max_memory_bytes'],
   notification: [...AUTH_OPTIONS],
   service: [...AUTH_OPTIONS],
   dfm: ['username', 'password', 'maxage', 'maxstale']
