@@ -10,3 +10,9 @@ export const BackendUnavailableError = createError('GMS_GATE_BACKEND_UNAVAILABLE
 export const BadRequestError = createError('GMS_GATE_BAD_REQUEST', '%s', 400)
 /** An id or key that does not exist (or expired). */
 export const NotFoundError = createError('GMS_GATE_NOT_FOUND', '%s', 404)
+/** A request body, or one value in it, is over its configured limit: 413 naming the limit. */
+export const PayloadTooLargeError = createError('GMS_GATE_PAYLOAD_TOO_LARGE', '%s', 413)
+/** A bounded in-memory backend is full: 507 rather than grow without bound. */
+export const StorageFullError = createError('GMS_GATE_STORAGE_FULL', 'storage is full (%s)', 507)
+/** An id would hold more keys than `[storage] max_keys`. */
+export const TooManyKeysError = createError('GMS_GATE_TOO_MANY_KEYS', 'too many keys: %d where max_keys is %d', 400)
