@@ -11,6 +11,7 @@ import { OptionsError } from './plugins/options-file.js'
 import { loadOptionsFile } from './plugins/options-watch.js'
 import { describePolicy, formatPolicyTable } from './plugins/policy-report.js'
 import nodeApi from './services/node.js'
+import storageApi, { type StorageApiOptions } from './services/storage/storage-api.js'
 
 /** Headers that never reach a log line. */
 export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie']
@@ -18,6 +19,8 @@ export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers["proxy-
 export interface BuildServerOptions extends GmsGateOptions {
   /** Fastify logger options (default: info level, secrets redacted). */
   logger?: FastifyServerOptions['logger']
+  /** Storage API options (the memory backend's clock, for tests). */
+  storage?: StorageApiOptions
 }
 
 /** No line per request (it costs more than the gate itself), but a server-side failure (5xx) always gets one. */
@@ -33,7 +36,7 @@ class QuietRequestLog extends LogController {
 
 /** The whole gms-gate app: the gate and the services behind it. */
 export async function buildServer (opts: BuildServerOptions): Promise<FastifyInstance> {
-  const { logger, ...gate } = opts
+  const { logger, storage, ...gate } = opts
   const app = Fastify({
     logger: logger ?? { level: 'info', redact: REDACTED_PATHS },
     // Denials are logged by the gate.
@@ -41,6 +44,8 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
   })
   await app.register(gmsGate, gate)
   await app.register(nodeApi)
+  // Before the services that keep data in it (`app.gmsStorage`).
+  await app.register(storageApi, storage ?? {})
   return app
 }
 
