@@ -41,11 +41,6 @@ export function checkValueSize (key: string, bytes: number, settings: StorageSet
   }
 }
 
-/** Refuse more keys than `max_keys` in one body. */
-export function checkKeyCount (count: number, settings: StorageSettings): void {
-  if (count > settings.maxKeys) throw new TooManyKeysError(count, settings.maxKeys)
-}
-
 /**
  * Keys and values of a URL-encoded form or a JSON object. A value is a string (numbers and booleans
  * are kept as their text); a repeated form key, a nested object or an array is refused.
@@ -56,7 +51,7 @@ export function fieldsFromObject (body: unknown, settings: StorageSettings): Rec
     throw new BadRequestError('the body must be a form (URL-encoded or multipart) or a JSON object')
   }
   const entries = Object.entries(body)
-  checkKeyCount(entries.length, settings)
+  if (entries.length > settings.maxKeys) throw new TooManyKeysError(entries.length, settings.maxKeys)
   const data: Record<string, StoredValue> = Object.create(null)
   for (const [key, raw] of entries) {
     checkKey(key)

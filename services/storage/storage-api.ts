@@ -11,7 +11,7 @@ import multipart from '@fastify/multipart'
 import { BadRequestError, NotFoundError, PayloadTooLargeError, TooManyKeysError } from '../../plugins/errors.js'
 import { ActiveStore, type StorageHandle } from './active-store.js'
 import {
-  attachmentDisposition, checkKey, checkKeyCount, checkValueSize, fieldsFromObject, fileContentType, MAX_KEY_BYTES, parseTtl
+  attachmentDisposition, checkKey, checkValueSize, fieldsFromObject, fileContentType, MAX_KEY_BYTES, parseTtl
 } from './fields.js'
 import { BODY_BYTES_CEILING, type StorageSettings } from './settings.js'
 import { isStorageId, type StoredData, type StoredValue } from './store.js'
@@ -49,6 +49,10 @@ function unknownId (id: string): Error {
   return new NotFoundError(`storage id ${JSON.stringify(id)} is unknown or expired`)
 }
 
+function unknownKey (id: string, key: string): Error {
+  return new NotFoundError(`key ${JSON.stringify(key)} of storage id ${JSON.stringify(id)} is unknown or expired`)
+}
+
 /** Counts the bytes of a URL-encoded or JSON body as they arrive and stops at `max_body_bytes`. */
 function limitedBody (payload: Readable, max: number): Transform {
   let seen = 0
@@ -66,10 +70,10 @@ function limitedBody (payload: Readable, max: number): Transform {
 /** The keys and values of a multipart form: text fields, and files kept as bytes with their content type. */
 async function multipartFields (request: FastifyRequest, settings: StorageSettings): Promise<Record<string, StoredValue>> {
   const data: Record<string, StoredValue> = Object.create(null)
-  let count = 0
   let total = 0
   const parts = request.parts({
     limits: {
+      // One part past max_keys and busboy stops: FST_PARTS_LIMIT, a 400 below.
       parts: settings.maxKeys,
       fieldNameSize: MAX_KEY_BYTES + 1,
       fieldSize: settings.maxValueBytes,
@@ -81,7 +85,6 @@ async function multipartFields (request: FastifyRequest, settings: StorageSettin
       const key = part.fieldname
       checkKey(key)
       if (key in data) throw new BadRequestError(`key ${JSON.stringify(key)} is given more than once`)
-      checkKeyCount(++count, settings)
       let value: StoredValue
       if (part.type === 'file') {
         const bytes = await part.toBuffer()
@@ -137,7 +140,7 @@ async function storageRoutes (routes: FastifyInstance): Promise<void> {
   await routes.register(formbody)
   await routes.register(multipart, { throwFileSizeLimit: true })
 
-  const writeRoute: RouteShorthandOptions = {
+  const withBody: RouteShorthandOptions = {
     config: { gmsSection: 'storage' },
     schema: idReply,
     // The limit in force is `max_body_bytes` (hot-reloaded); the route's own limit only caps it.
@@ -150,9 +153,9 @@ async function storageRoutes (routes: FastifyInstance): Promise<void> {
       return limitedBody(payload, max)
     }
   }
-  const readRoute: RouteShorthandOptions = { config: { gmsSection: 'storage' } }
+  const withoutBody: RouteShorthandOptions = { config: { gmsSection: 'storage' } }
 
-  routes.post<{ Params: TtlParams }>(`${PREFIX}/:ttl`, writeRoute, async (request) => {
+  routes.post<{ Params: TtlParams }>(`${PREFIX}/:ttl`, withBody, async (request) => {
     const settings = settingsOf(request)
     const ttl = parseTtl(request.params.ttl, settings.maxTtlSeconds)
     const data = await bodyFields(request, settings)
@@ -162,7 +165,7 @@ async function storageRoutes (routes: FastifyInstance): Promise<void> {
     return { id: await store.create(data, ttl) }
   })
 
-  routes.post<{ Params: IdTtlParams }>(`${PREFIX}/:id/:ttl`, writeRoute, async (request) => {
+  routes.post<{ Params: IdTtlParams }>(`${PREFIX}/:id/:ttl`, withBody, async (request) => {
     const settings = settingsOf(request)
     const { id } = request.params
     const ttl = parseTtl(request.params.ttl, settings.maxTtlSeconds)
@@ -171,17 +174,17 @@ async function storageRoutes (routes: FastifyInstance): Promise<void> {
     return { id }
   })
 
-  routes.get<{ Params: IdParams }>(`${PREFIX}/:id`, readRoute, async (request) => {
+  routes.get<{ Params: IdParams }>(`${PREFIX}/:id`, withoutBody, async (request) => {
     const { id } = request.params
     const data = isStorageId(id) ? await store.getAll(id) : null
     if (data === null) throw unknownId(id)
     return Object.fromEntries(Object.entries(data).map(([key, value]) => [key, describe(value)]))
   })
 
-  routes.get<{ Params: IdKeyParams }>(`${PREFIX}/:id/:key`, readRoute, async (request, reply: FastifyReply) => {
+  routes.get<{ Params: IdKeyParams }>(`${PREFIX}/:id/:key`, withoutBody, async (request, reply: FastifyReply) => {
     const { id, key } = request.params
     const value = isStorageId(id) ? await store.get(id, key) : null
-    if (value === null) throw new NotFoundError(`key ${JSON.stringify(key)} of storage id ${JSON.stringify(id)} is unknown or expired`)
+    if (value === null) throw unknownKey(id, key)
     if (value.type === 'text') return reply.type('text/plain; charset=utf-8').send(value.value)
     return reply
       .type(value.contentType)
@@ -190,17 +193,15 @@ async function storageRoutes (routes: FastifyInstance): Promise<void> {
       .send(value.data)
   })
 
-  routes.delete<{ Params: IdParams }>(`${PREFIX}/:id`, readRoute, async (request, reply) => {
+  routes.delete<{ Params: IdParams }>(`${PREFIX}/:id`, withoutBody, async (request, reply) => {
     const { id } = request.params
     if (!isStorageId(id) || !await store.delete(id)) throw unknownId(id)
     return reply.code(200).send()
   })
 
-  routes.delete<{ Params: IdKeyParams }>(`${PREFIX}/:id/:key`, readRoute, async (request, reply) => {
+  routes.delete<{ Params: IdKeyParams }>(`${PREFIX}/:id/:key`, withoutBody, async (request, reply) => {
     const { id, key } = request.params
-    if (!isStorageId(id) || !await store.deleteKey(id, key)) {
-      throw new NotFoundError(`key ${JSON.stringify(key)} of storage id ${JSON.stringify(id)} is unknown or expired`)
-    }
+    if (!isStorageId(id) || !await store.deleteKey(id, key)) throw unknownKey(id, key)
     return reply.code(200).send()
   })
 }
