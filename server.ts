@@ -12,6 +12,7 @@ import { loadOptionsFile } from './plugins/options-watch.js'
 import { describePolicy, formatPolicyTable } from './plugins/policy-report.js'
 import nodeApi from './services/node.js'
 import storageApi, { type StorageApiOptions } from './services/storage/storage-api.js'
+import serviceApi from './services/service/service-api.js'
 
 /** Headers that never reach a log line. */
 export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie']
@@ -46,6 +47,7 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
   await app.register(nodeApi)
   // Before the services that keep data in it (`app.gmsStorage`).
   await app.register(storageApi, storage ?? {})
+  await app.register(serviceApi)
   return app
 }
 

@@ -10,6 +10,14 @@ export const BackendUnavailableError = createError('GMS_GATE_BACKEND_UNAVAILABLE
 export const BadRequestError = createError('GMS_GATE_BAD_REQUEST', '%s', 400)
 /** An id or key that does not exist (or expired). */
 export const NotFoundError = createError('GMS_GATE_NOT_FOUND', '%s', 404)
+/** A service's upstream refused the connection or broke it (`_type = http`). */
+export const UpstreamUnavailableError = createError('GMS_GATE_UPSTREAM_UNAVAILABLE', 'the upstream of [service.%s] is unreachable (%s)', 502)
+/** A service's upstream did not answer within `_timeout`. */
+export const UpstreamTimeoutError = createError('GMS_GATE_UPSTREAM_TIMEOUT', 'the upstream of [service.%s] did not answer within %d ms', 504)
+/** request-interaction found no free access number (and code) in its pool. */
+export const AccessPoolExhaustedError = createError('GMS_GATE_ACCESS_POOL_EXHAUSTED', 'no free access number in the pool of [service.%s]', 503)
+/** The method is not one the resource answers. */
+export const MethodNotAllowedError = createError('GMS_GATE_METHOD_NOT_ALLOWED', '%s', 405)
 /** A request body, or one value in it, is over its configured limit: 413 naming the limit. */
 export const PayloadTooLargeError = createError('GMS_GATE_PAYLOAD_TOO_LARGE', '%s', 413)
 /** A bounded in-memory backend is full: 507 rather than grow without bound. */

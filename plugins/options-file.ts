@@ -64,7 +64,8 @@ const KNOWN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   storage: [...AUTH_OPTIONS, 'backend', 'redis_url', 'max_ttl', 'max_value_bytes', 'max_body_bytes', 'max_keys', 'max_entries', 'max_memory_bytes'],
   notification: [...AUTH_OPTIONS],
   service: [...AUTH_OPTIONS],
-  dfm: ['username', 'password', 'maxage', 'maxstale']
+  dfm: ['username', 'password', 'maxage', 'maxstale'],
+  resource: ['_access_number']
 }
 
 /** Service and upstream names become URL path segments: unreserved characters only. */
@@ -79,7 +80,7 @@ export function sectionKind (name: string): string | undefined {
   const dot = name.indexOf('.')
   if (dot === -1) return name === 'server' || name === 'storage' || name === 'notification' ? name : undefined
   const kind = name.slice(0, dot)
-  return kind === 'service' || kind === 'dfm' ? kind : undefined
+  return kind === 'service' || kind === 'dfm' || kind === 'resource' ? kind : undefined
 }
 
 interface DraftSection { name: string, line: number, values: Record<string, string>, lines: Record<string, number> }
@@ -150,7 +151,7 @@ function validateSection (section: DraftSection, file: string, warnings: Options
     warnings.push({ file, line: section.line, message: `unknown section [${section.name}] is ignored` })
     return
   }
-  if (kind === 'service' || kind === 'dfm') {
+  if (kind === 'service' || kind === 'dfm' || kind === 'resource') {
     const name = section.name.slice(kind.length + 1)
     if (!NAME.test(name)) {
       throw new OptionsError(file, section.line, `[${section.name}]: a ${kind} name may hold only letters, digits and . _ ~ - and must start with a letter or digit`)

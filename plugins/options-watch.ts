@@ -8,6 +8,7 @@ import { watch, type FSWatcher } from 'chokidar'
 import { changedSections, OptionsError, parseOptions, readOptionsFile, type OptionsSnapshot } from './options-file.js'
 import { compilePolicy, type PolicyTable } from './policy.js'
 import { compileStorageSettings, type StorageSettings } from '../services/storage/settings.js'
+import { compileServiceSettings, type ServiceSettings } from '../services/service/settings.js'
 
 /** Options and the policy compiled from them: what one request sees from start to end. */
 export interface LoadedOptions {
@@ -15,6 +16,8 @@ export interface LoadedOptions {
   readonly policy: PolicyTable
   /** `[storage]` as typed settings (the Storage API). */
   readonly storage: StorageSettings
+  /** The `[service.<name>]` sections as typed service definitions (the Service API). */
+  readonly services: ServiceSettings
 }
 
 /** Payload of the `reload` event. */
@@ -41,7 +44,12 @@ export interface WatchLogger {
 
 /** Compile a parsed snapshot into what requests use. */
 export function compileOptions (options: OptionsSnapshot): LoadedOptions {
-  return Object.freeze({ options, policy: compilePolicy(options), storage: compileStorageSettings(options) })
+  return Object.freeze({
+    options,
+    policy: compilePolicy(options),
+    storage: compileStorageSettings(options),
+    services: compileServiceSettings(options)
+  })
 }
 
 /** Read, parse, validate and compile an options file. Throws `OptionsError`. */

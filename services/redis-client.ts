@@ -51,3 +51,23 @@ export function redactRedisUrl (url: string): string {
     return '(invalid redis url)'
   }
 }
+
+/**
+ * Settles once the client's first connection attempt is over: connected, failed, or still trying
+ * after `timeoutMs`. Never rejects, so a caller can start while Redis is down (and answer 503).
+ */
+export function firstConnection (client: Redis, timeoutMs = REDIS_CONNECT_TIMEOUT_MS): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise<void>(resolve => {
+    const over = (): void => {
+      clearTimeout(timer)
+      client.off('ready', over)
+      client.off('error', over)
+      resolve()
+    }
+    const timer = setTimeout(over, timeoutMs)
+    timer.unref()
+    client.once('ready', over)
+    client.once('error', over)
+  })
+}

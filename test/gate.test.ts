@@ -18,6 +18,8 @@ username = store
 [service.request-interaction]
 username = genesys
 password = genesys
+_type = builtin
+_service = match-interaction
 `
 
 async function listening (t: Test, ini: string): Promise<string> {
@@ -51,7 +53,7 @@ t.test('over a real socket, each route asks for the credentials GMS precedence g
 })
 
 t.test('an open section needs no credentials while a protected one does', async t => {
-  const base = await listening(t, '[service.request-interaction]\nusername = genesys\npassword = genesys\n')
+  const base = await listening(t, '[service.request-interaction]\nusername = genesys\npassword = genesys\n_type = builtin\n_service = match-interaction\n')
   t.equal((await fetch(`${base}/genesys/1/node`)).status, 200)
   t.equal((await fetch(`${base}/genesys/1/storage/x`)).status, 404)
   t.equal((await fetch(`${base}/genesys/1/service/request-interaction`)).status, 401)

@@ -102,7 +102,7 @@ t.test('a [service.x] added while the server runs is protected at once', async t
   const h = await appOnFile(t, '[server]\n')
   t.equal((await h.app.inject({ method: 'POST', url: '/genesys/1/service/x' })).statusCode, 404)
   const reloaded = h.nextReload()
-  await writeFile(h.file, '[server]\n[service.x]\nusername = xu\npassword = xp\n')
+  await writeFile(h.file, '[server]\n[service.x]\nusername = xu\npassword = xp\n_type = builtin\n_service = match-interaction\n')
   const { changed } = await reloaded
   t.same(changed, ['service.x'])
   const res = await h.app.inject({ method: 'POST', url: '/genesys/1/service/x' })
@@ -120,8 +120,8 @@ t.test('a changed listen address is logged as needing a restart', async t => {
 
 t.test('requests in flight during 20 reloads only ever see 200 or the expected 401', async t => {
   // Two files that differ elsewhere but both accept the caller; a third caller is always refused.
-  const A = '[server]\nusername = default\npassword = first-secret\nrealm = A\n[service.x]\nusername = x\npassword = one\n'
-  const B = '[server]\nusername = default\npassword = first-secret\nrealm = B\n[service.x]\nusername = x\npassword = two\n'
+  const A = '[server]\nusername = default\npassword = first-secret\nrealm = A\n[service.x]\nusername = x\npassword = one\n_type = builtin\n_service = match-interaction\n'
+  const B = '[server]\nusername = default\npassword = first-secret\nrealm = B\n[service.x]\nusername = x\npassword = two\n_type = builtin\n_service = match-interaction\n'
   const h = await appOnFile(t, A)
   await h.app.listen({ port: 0, host: '127.0.0.1' })
   const url = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}/genesys/1/node`

@@ -8,7 +8,7 @@ import { appOnText, basic, tempDir } from './helpers/app.js'
 
 // The built CLI, as `npm start` and the `gms-gate` bin run it (npm test builds first).
 const CLI = fileURLToPath(new URL('../dist/server.js', import.meta.url))
-const EXAMPLE = '[server]\npassword = s3cret\nusername = default\n\n[storage]\nusername = store\n\n[service.request-interaction]\nusername = genesys\npassword = genesys\n'
+const EXAMPLE = '[server]\npassword = s3cret\nusername = default\n\n[storage]\nusername = store\n\n[service.request-interaction]\nusername = genesys\npassword = genesys\n_type = builtin\n_service = match-interaction\n'
 
 async function configFile (t: Test, text: string): Promise<string> {
   const file = join(await tempDir(t), 'config.ini')

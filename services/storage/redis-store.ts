@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis'
 import { BackendUnavailableError, TooManyKeysError } from '../../plugins/errors.js'
-import { REDIS_CONNECT_TIMEOUT_MS } from '../redis-client.js'
+import { firstConnection } from '../redis-client.js'
 import { newStorageId, ttlMilliseconds, type StorageStore, type StoredData, type StoredValue, type UpdateLimits } from './store.js'
 
 /** Prefix of every key this backend writes. */
@@ -76,19 +76,7 @@ export class RedisStore implements StorageStore {
   constructor (client: Redis) {
     client.defineCommand('gmsStorageUpdate', { numberOfKeys: 1, lua: UPDATE })
     this.#client = client as Redis & StorageCommands
-    this.#firstAttempt = new Promise<void>(resolve => {
-      const over = (): void => {
-        clearTimeout(timer)
-        client.off('ready', over)
-        client.off('error', over)
-        this.#firstAttemptOver = true
-        resolve()
-      }
-      const timer = setTimeout(over, REDIS_CONNECT_TIMEOUT_MS)
-      timer.unref()
-      client.once('ready', over)
-      client.once('error', over)
-    })
+    this.#firstAttempt = firstConnection(client).then(() => { this.#firstAttemptOver = true })
   }
 
   /**
