@@ -5,7 +5,7 @@
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { gmsGate, type GmsGateOptions } from './plugins/gate.js'
 import { OptionsError } from './plugins/options-file.js'
 import { compileOptions, loadOptionsFile, loadOptionsText, type LoadedOptions } from './plugins/options-watch.js'
@@ -13,6 +13,7 @@ import { CertificateWatcher, readTlsFilesSync } from './plugins/tls-reload.js'
 import { generatePassword, hashPassword } from './plugins/secrets.js'
 import { describePolicy, formatPolicyTable } from './plugins/policy-report.js'
 import nodeApi from './services/node.js'
+import storageApi, { type StorageApiOptions } from './services/storage/storage-api.js'
 import serviceApi from './services/service/service-api.js'
 
 /** Headers that never reach a log line. */
@@ -21,6 +22,19 @@ export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers["proxy-
 export interface BuildServerOptions extends GmsGateOptions {
   /** Fastify logger options (default: info level, secrets redacted). */
   logger?: FastifyServerOptions['logger']
+  /** Storage API options (the memory backend's clock, for tests). */
+  storage?: StorageApiOptions
+}
+
+/** No line per request (it costs more than the gate itself), but a server-side failure (5xx) always gets one. */
+class QuietRequestLog extends LogController {
+  constructor () {
+    super({ disableRequestLogging: true })
+  }
+
+  override defaultErrorLog (error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    if (reply.statusCode >= 500) reply.log.error({ req: request, res: reply, err: error }, error.message)
+  }
 }
 
 declare module 'fastify' {
@@ -39,7 +53,7 @@ async function loadFirst (gate: GmsGateOptions): Promise<LoadedOptions | undefin
 
 /** The whole gms-gate app: the gate and the services behind it. */
 export async function buildServer (opts: BuildServerOptions): Promise<FastifyInstance> {
-  const { logger, ...gate } = opts
+  const { logger, storage, ...gate } = opts
   // Read once before the server exists: TLS and proxy trust shape the server itself.
   const preloaded = await loadFirst(gate)
   const security = preloaded?.security
@@ -55,8 +69,8 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
   }
   const serverOptions: FastifyServerOptions & { https?: { cert: Buffer, key: Buffer } } = {
     logger: logger ?? { level: 'info', redact: REDACTED_PATHS },
-    // One log line per request costs more than the gate itself; denials are logged by the gate.
-    logController: new LogController({ disableRequestLogging: true }),
+    // Denials are logged by the gate.
+    logController: new QuietRequestLog(),
     trustProxy: security?.trustProxy ?? false,
     https
   }
@@ -74,6 +88,8 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
   }
   app.decorate('gmsTls', tls)
   await app.register(nodeApi)
+  // Before the services that keep data in it (`app.gmsStorage`).
+  await app.register(storageApi, storage ?? {})
   await app.register(serviceApi)
   return app
 }

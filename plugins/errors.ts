@@ -22,3 +22,9 @@ export const MethodNotAllowedError = createError('GMS_GATE_METHOD_NOT_ALLOWED', 
 export const ThrottledError = createError('GMS_GATE_THROTTLED', 'too many failed authentications from this client; retry in %s s', 429)
 /** `[server] https_only = true` and the request came over plain HTTP: say so, rather than ask for a password. */
 export const HttpsRequiredError = createError('GMS_GATE_HTTPS_REQUIRED', 'this server accepts credentials over HTTPS only (https_only = true); send the request to its https:// address', 403)
+/** A request body, or one value in it, is over its configured limit: 413 naming the limit. */
+export const PayloadTooLargeError = createError('GMS_GATE_PAYLOAD_TOO_LARGE', '%s', 413)
+/** A bounded in-memory backend is full: 507 rather than grow without bound. */
+export const StorageFullError = createError('GMS_GATE_STORAGE_FULL', 'storage is full (%s)', 507)
+/** An id would hold more keys than `[storage] max_keys`. */
+export const TooManyKeysError = createError('GMS_GATE_TOO_MANY_KEYS', 'too many keys: %d where max_keys is %d', 400)

@@ -65,7 +65,8 @@ const KNOWN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
     'plaintext_passwords', 'max_failures', 'max_failures_per_ip', 'failure_window', 'throttle_store',
     'redis_url', 'trust_proxy', 'tls_cert', 'tls_key', 'https_only'
   ],
-  storage: [...AUTH_OPTIONS],
+  // What services/storage/settings.ts reads.
+  storage: [...AUTH_OPTIONS, 'backend', 'redis_url', 'max_ttl', 'max_value_bytes', 'max_body_bytes', 'max_keys', 'max_entries', 'max_memory_bytes'],
   notification: [...AUTH_OPTIONS],
   service: [...AUTH_OPTIONS],
   dfm: ['username', 'password', 'maxage', 'maxstale'],

@@ -7,6 +7,7 @@ import { basename, dirname, resolve } from 'node:path'
 import { watch, type FSWatcher } from 'chokidar'
 import { changedSections, OptionsError, parseOptions, readOptionsFile, type OptionsSnapshot } from './options-file.js'
 import { compilePolicy, type PolicyTable } from './policy.js'
+import { compileStorageSettings, type StorageSettings } from '../services/storage/settings.js'
 import { compileServiceSettings, type ServiceSettings } from '../services/service/settings.js'
 import { compileSecuritySettings, type SecuritySettings } from './security-settings.js'
 
@@ -14,6 +15,8 @@ import { compileSecuritySettings, type SecuritySettings } from './security-setti
 export interface LoadedOptions {
   readonly options: OptionsSnapshot
   readonly policy: PolicyTable
+  /** `[storage]` as typed settings (the Storage API). */
+  readonly storage: StorageSettings
   /** The `[service.<name>]` sections as typed service definitions (the Service API). */
   readonly services: ServiceSettings
   /** Hashing, throttling, proxy and TLS settings from `[server]`. */
@@ -48,7 +51,13 @@ export function compileOptions (options: OptionsSnapshot): LoadedOptions {
   const policy = compilePolicy(options)
   // Load-time warnings (plaintext passwords) join the parser's so every reader lists them.
   const withWarnings = warnings.length === 0 ? options : Object.freeze({ ...options, warnings: Object.freeze([...options.warnings, ...warnings]) })
-  return Object.freeze({ options: withWarnings, policy, services: compileServiceSettings(options), security: settings })
+  return Object.freeze({
+    options: withWarnings,
+    policy,
+    storage: compileStorageSettings(options),
+    services: compileServiceSettings(options),
+    security: settings
+  })
 }
 
 /** Read, parse, validate and compile an options file. Throws `OptionsError`. */

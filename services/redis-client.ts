@@ -27,10 +27,13 @@ export function createRedisClient (url: string, log: RedisClientLogger, extra: R
   })
   const where = redactRedisUrl(url)
   let down = false
-  client.on('error', (err: Error) => {
-    if (!down) log.warn({ redis: where, err: err.message }, 'redis unavailable')
+  const markDown = (reason: string): void => {
+    if (!down) log.warn({ redis: where, err: reason }, 'redis unavailable')
     down = true
-  })
+  }
+  client.on('error', (err: Error) => markDown(err.message))
+  // A dropped connection can come back before any 'error' is emitted: 'reconnecting' says it was lost.
+  client.on('reconnecting', () => markDown('connection lost'))
   client.on('ready', () => {
     if (down) log.info({ redis: where }, 'redis reachable again')
     down = false
@@ -47,4 +50,24 @@ export function redactRedisUrl (url: string): string {
   } catch {
     return '(invalid redis url)'
   }
+}
+
+/**
+ * Settles once the client's first connection attempt is over: connected, failed, or still trying
+ * after `timeoutMs`. Never rejects, so a caller can start while Redis is down (and answer 503).
+ */
+export function firstConnection (client: Redis, timeoutMs = REDIS_CONNECT_TIMEOUT_MS): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise<void>(resolve => {
+    const over = (): void => {
+      clearTimeout(timer)
+      client.off('ready', over)
+      client.off('error', over)
+      resolve()
+    }
+    const timer = setTimeout(over, timeoutMs)
+    timer.unref()
+    client.once('ready', over)
+    client.once('error', over)
+  })
 }

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { basic, tempDir } from './helpers/app.js'
+import { appOnText, basic, tempDir } from './helpers/app.js'
 
 // The built CLI, as `npm start` and the `gms-gate` bin run it (npm test builds first).
 const CLI = fileURLToPath(new URL('../dist/server.js', import.meta.url))
@@ -81,4 +81,18 @@ t.test('the shipped config.ini is valid and protects at least one service', asyn
   const res = run('check', '--config', fileURLToPath(new URL('../config.ini', import.meta.url)))
   t.equal(res.status, 0, res.stderr)
   t.match(res.stdout, /\[service\.request-interaction\].*\bon\b/)
+})
+
+t.test('a 5xx reply is logged with its error, while requests and 4xx replies write no line', async t => {
+  const { app, logs } = await appOnText(t, '[server]\n')
+  app.get('/fails', async () => { throw Object.assign(new Error('backend down'), { statusCode: 503 }) })
+  app.get('/refuses', async () => { throw Object.assign(new Error('bad input'), { statusCode: 400 }) })
+  const before = logs.lines.length
+  t.equal((await app.inject('/refuses')).statusCode, 400)
+  t.equal((await app.inject('/health')).statusCode, 200)
+  t.equal(logs.lines.length, before, 'nothing logged for a 200 or a 400')
+  t.equal((await app.inject({ url: '/fails', headers: { authorization: 'Basic c2VjcmV0OnNlY3JldA==' } })).statusCode, 503)
+  const line = logs.lines.at(-1)!
+  t.match(line, { level: 50, msg: 'backend down', err: { message: 'backend down' } })
+  t.notOk(logs.contains('c2VjcmV0OnNlY3JldA=='), 'never the Authorization header')
 })

@@ -245,9 +245,11 @@ t.test('the Service API starts beside a plugin that registered the same body par
   const { default: multipart } = await import('@fastify/multipart')
   const { gmsGate } = await import('../plugins/gate.js')
   const { default: serviceApi } = await import('../services/service/service-api.js')
+  const { default: storageApi } = await import('../services/storage/storage-api.js')
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(gmsGate, { options: SERVICES })
+  await app.register(storageApi)
   // What a Storage API wrapped with fastify-plugin would do.
   await app.register(fp(async (root) => {
     await root.register(formbody)

@@ -3,25 +3,23 @@
  * by one parametric route family, so sections added or removed while the server runs apply on the
  * next request. Builtins request-interaction and match-interaction; `_type = http` forwards upstream.
  */
-import { once } from 'node:events'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import formbody from '@fastify/formbody'
 import multipart from '@fastify/multipart'
 import { sectionForService, type InstanceSectionLookup, type PolicyTable } from '../../plugins/policy.js'
 import { AccessPoolExhaustedError, BadRequestError, MethodNotAllowedError, NotFoundError } from '../../plugins/errors.js'
-import { createRedisClient } from '../redis-client.js'
+import { createRedisClient, firstConnection } from '../redis-client.js'
 import type { StorageStore, StoredData, StoredValue } from '../storage/store.js'
 import { newInstanceId, reserveAccess, serviceOfInstance } from './access.js'
 import { Forwarder } from './forward.js'
-import { InterimMemoryStorage } from './interim-storage.js'
 import { parseBoolean, type MatchInteractionService, type RequestInteractionService } from './settings.js'
 import { MemoryStateStore, RedisStateStore, type ServiceStateStore } from './state-store.js'
 
 export interface ServiceApiOptions {
   /** Where reservations and instances live; by default memory, or Redis when `[storage] backend = redis`. */
   state?: ServiceStateStore
-  /** Where user data goes; by default the Storage API's store (`fastify.gmsStorage`). */
+  /** Where user data goes; by default the Storage API's store in force (`fastify.gmsStorage`). */
   storage?: StorageStore
 }
 
@@ -31,32 +29,24 @@ interface ServiceParams { name: string, '*'?: string }
 type RequestFields = Map<string, StoredValue>
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
-const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
 
 /** The protecting section is the router's decoded `:name`: a service, or the service an instance id names. */
 function serviceSection (request: FastifyRequest, table: PolicyTable, lookup: InstanceSectionLookup | undefined) {
   return sectionForService((request.params as ServiceParams).name, table, lookup)
 }
 
-// The Storage API decorates `gmsStorage` with its store; until it is merged, a private memory store.
-function storageOf (fastify: FastifyInstance): StorageStore | undefined {
-  return (fastify as unknown as { gmsStorage?: StorageStore }).gmsStorage
-}
-
 async function openState (fastify: FastifyInstance): Promise<ServiceStateStore> {
-  const storage = fastify.gmsGate.current().options.sections.get('storage')?.values
-  if (storage?.backend !== 'redis') return new MemoryStateStore()
-  const client = createRedisClient(storage.redis_url ?? DEFAULT_REDIS_URL, fastify.log)
+  const storage = fastify.gmsGate.current().storage
+  if (storage.backend !== 'redis') return new MemoryStateStore()
+  const client = createRedisClient(storage.redisUrl, fastify.log)
   // Start even if Redis is down (requests answer 503 until it is back), but give it a moment first.
-  const timer = setTimeout(() => client.emit('gms-gate-gave-up'), 2000)
-  await Promise.race([once(client, 'ready'), once(client, 'gms-gate-gave-up')])
-  clearTimeout(timer)
+  await firstConnection(client, 2000)
   return new RedisStateStore(client)
 }
 
 async function serviceApi (fastify: FastifyInstance, opts: ServiceApiOptions): Promise<void> {
   const state = opts.state ?? await openState(fastify)
-  const storage = opts.storage ?? storageOf(fastify) ?? new InterimMemoryStorage()
+  const storage = opts.storage ?? fastify.gmsStorage
   const forwarder = new Forwarder()
   fastify.gmsGate.setInstanceSectionLookup(serviceOfInstance)
   fastify.addHook('onClose', async () => {
@@ -201,4 +191,4 @@ function userData (fields: RequestFields): StoredData {
 }
 
 /** The Service API behind the gate. */
-export default fp(serviceApi, { fastify: '5.x', name: 'gms-service-api', dependencies: ['gms-gate'] })
+export default fp(serviceApi, { fastify: '5.x', name: 'gms-service-api', dependencies: ['gms-gate', 'gms-storage-api'] })

@@ -69,10 +69,10 @@ export async function appOnFile (t: Teardown, ini: string, extra: Partial<BuildS
 }
 
 /** Build the app on inline options (no file, no watcher); closed at teardown. */
-export async function appOnText (t: Teardown, ini: string): Promise<{ app: FastifyInstance, logs: LogCapture }> {
+export async function appOnText (t: Teardown, ini: string, extra: Partial<BuildServerOptions> = {}): Promise<{ app: FastifyInstance, logs: LogCapture }> {
   auditOptionsText(ini)
   const logs = new LogCapture()
-  const app = await buildServer({ options: ini, logger: { level: 'debug', stream: logs, redact: REDACTED_PATHS } })
+  const app = await buildServer({ options: ini, logger: { level: 'debug', stream: logs, redact: REDACTED_PATHS }, ...extra })
   t.teardown(() => app.close())
   return { app, logs }
 }
