@@ -2,7 +2,7 @@
  * Basic credentials: parse an `Authorization` header (RFC 7617) and compare in constant time.
  * Pure: no I/O, no Fastify.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash, hash, timingSafeEqual } from 'node:crypto'
 
 /** A user-id and password as a caller sent them. */
 export interface Credentials {
@@ -56,6 +56,25 @@ function digest (value: string): Buffer {
 /** Precompute what `credentialsMatch` compares against (once per options load). */
 export function expectCredentials (username: string, password: string): ExpectedCredentials {
   return Object.freeze({ userDigest: digest(username), passDigest: digest(password) })
+}
+
+/** The `Authorization` value a client such as curl sends for these credentials (`Basic` + padded base64). */
+export function canonicalBasicHeader (username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`
+}
+
+/**
+ * Constant-time check of a whole header against the digest of the canonical one: one hash and no
+ * decoding for the usual caller. A header that differs in form only (scheme case, spaces) is not
+ * matched here and takes the full parse.
+ */
+export function headerMatches (expectedDigest: Buffer, header: string): boolean {
+  return timingSafeEqual(hash('sha256', header, 'buffer'), expectedDigest)
+}
+
+/** Digest for `headerMatches`, computed once per options load. */
+export function headerDigest (header: string): Buffer {
+  return hash('sha256', header, 'buffer')
 }
 
 /** Constant-time check of both parts, always both: the time says nothing about which part was wrong. */

@@ -8,7 +8,7 @@ import type { OptionsSnapshot } from './options-file.js'
 import { parseBasicAuthorization } from './credentials.js'
 import { HttpsRequiredError, ThrottledError } from './errors.js'
 import { createFailureThrottle, loggableUsername } from './throttle.js'
-import { sectionForPath, type InstanceSectionLookup, type PolicyTable, type SectionPolicy } from './policy.js'
+import { sectionForPath, type AuthOn, type InstanceSectionLookup, type PolicyTable, type SectionPolicy } from './policy.js'
 import { compileOptions, loadOptionsFile, loadOptionsText, logWarnings, OptionsWatcher, type LoadedOptions } from './options-watch.js'
 
 /** How a route names its section: a fixed one, or computed from the request (the Service API). */
@@ -110,17 +110,27 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
 
   const throttle = await createFailureThrottle(fastify, initial.security, () => loaded.security, fastify.log)
 
-  fastify.addHook('onRequest', async function gate (request: FastifyRequest, reply: FastifyReply) {
+  fastify.addHook('onRequest', function gate (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     const snapshot = loaded
     request.gmsOptions = snapshot
     const policy = policyFor(request, snapshot.policy, instanceSection)
     request.gmsPolicy = policy
-    if (policy === null || !policy.auth.on) return
-    if (snapshot.security.httpsOnly && request.protocol !== 'https') throw new HttpsRequiredError()
+    if (policy === null || !policy.auth.on) return done()
+    if (snapshot.security.httpsOnly && request.protocol !== 'https') return done(new HttpsRequiredError())
     const header = request.headers.authorization
-    const credentials = parseBasicAuthorization(header)
     // No header at all is how every Basic client starts: challenge it without counting a failure.
-    if (credentials === null && header === undefined) return challenge(reply, policy)
+    if (header === undefined) return challenge(reply, policy)
+    // The usual caller, unthrottled, with the exact canonical header: one hash, no decoding, no promise.
+    if (!throttle.active() && policy.auth.verifier.matchesHeader?.(header) === true) {
+      request.gmsUser = policy.auth.username
+      return done()
+    }
+    verifySlowly(request, reply, policy, policy.auth, header).then(passed => { if (passed) done() }, done)
+  })
+
+  /** Parse, peek at the throttle, verify (a hash may be computed); false once the challenge is sent. */
+  async function verifySlowly (request: FastifyRequest, reply: FastifyReply, policy: SectionPolicy, auth: AuthOn, header: string): Promise<boolean> {
+    const credentials = parseBasicAuthorization(header)
     const username = credentials?.username ?? null
     const status = await throttle.peek(request, username)
     if (status.throttled) {
@@ -128,18 +138,19 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
       throw new ThrottledError(status.retryAfter)
     }
     if (credentials !== null) {
-      const result = policy.auth.verifier.verify(credentials)
+      const result = auth.verifier.verify(credentials)
       const verdict = typeof result === 'string' ? result : await result
       if (verdict === 'ok') {
         request.gmsUser = credentials.username
-        return
+        return true
       }
       await failed(request, policy, username, verdict)
     } else {
       await failed(request, policy, null, 'malformed')
     }
-    return challenge(reply, policy)
-  })
+    challenge(reply, policy)
+    return false
+  }
 
   async function failed (request: FastifyRequest, policy: SectionPolicy, username: string | null, reason: string): Promise<void> {
     const user = username === null ? undefined : loggableUsername(username)
@@ -161,8 +172,8 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
 }
 
 // One answer for every failure kind: nothing tells a caller which part was wrong.
-function challenge (reply: FastifyReply, policy: SectionPolicy): FastifyReply {
-  return reply.code(401).header('www-authenticate', policy.challenge).header('content-length', '0').send()
+function challenge (reply: FastifyReply, policy: SectionPolicy): void {
+  reply.code(401).header('www-authenticate', policy.challenge).header('content-length', '0').send()
 }
 
 /** Put an app's routes behind GMS-style per-section Basic authentication. */

@@ -20,6 +20,8 @@ export interface ThrottleStatus {
 
 /** Failure counters for the gate. */
 export interface FailureThrottle {
+  /** False when no counter can be over its limit (memory store, no failure within a window): a peek can be skipped. */
+  active (): boolean
   /** Whether this client (and this username, when given) is over its limit; counts nothing. */
   peek (request: FastifyRequest, username: string | null): Promise<ThrottleStatus>
   /** Count one failure; `throttled` is true when this failure used up the last allowed one. */
@@ -98,11 +100,10 @@ export async function createFailureThrottle (fastify: FastifyInstance, initial: 
     return worst(statusOf(byIp), statusOf(byUser))
   }
 
+  const active = (): boolean => shared || Date.now() - lastFailureAt <= settings().failureWindowMs
   return {
-    peek: async (request, username) => {
-      if (!shared && Date.now() - lastFailureAt > settings().failureWindowMs) return NOT_THROTTLED
-      return run(request, username, false)
-    },
+    active,
+    peek: async (request, username) => active() ? run(request, username, false) : NOT_THROTTLED,
     recordFailure: (request, username) => {
       lastFailureAt = Date.now()
       return run(request, username, true)

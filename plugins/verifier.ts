@@ -3,7 +3,7 @@
  * verification (cached, single flight) for a hashed one, and a decoy verification of the same cost
  * for an unknown username so timing says nothing about which part was wrong. No I/O, no Fastify.
  */
-import { credentialsMatch, expectCredentials, type Credentials } from './credentials.js'
+import { canonicalBasicHeader, credentialsMatch, expectCredentials, headerDigest, headerMatches, type Credentials } from './credentials.js'
 import { parseHashedSecret, secretKind, type SecretKind } from './secrets.js'
 import { verifyCache as sharedCache, type VerifyCache } from './verify-cache.js'
 import { createHash, timingSafeEqual } from 'node:crypto'
@@ -14,6 +14,11 @@ export type Verdict = 'ok' | 'unknown-user' | 'wrong-password'
 /** Checks a caller's credentials against one section's username and password. */
 export interface CredentialVerifier {
   readonly kind: SecretKind
+  /**
+   * Plaintext only: whether the raw header is exactly the canonical one for the section's
+   * credentials (constant time). False never means "wrong": the caller then parses and verifies.
+   */
+  matchesHeader? (header: string): boolean
   /** Synchronous for plaintext (the hot path stays a digest compare); a promise for a hash. */
   verify (given: Credentials): Verdict | Promise<Verdict>
 }
@@ -26,8 +31,10 @@ export function compileVerifier (section: string, username: string, password: st
   if (kind === 'plaintext') {
     const expected = expectCredentials(username, password)
     const userDigest = expected.userDigest
+    const canonical = headerDigest(canonicalBasicHeader(username, password))
     return Object.freeze({
       kind,
+      matchesHeader: (header: string): boolean => headerMatches(canonical, header),
       verify (given: Credentials): Verdict {
         // Both compares always run (credentialsMatch); the extra user compare only classifies the failure.
         if (credentialsMatch(expected, given)) return 'ok'

@@ -109,8 +109,8 @@ export function referenceApp (kind: 'bare' | 'basic-auth'): TargetApp {
 /** [server] protects /genesys/1/node and everything that inherits from it. */
 const serverSection = (password: string | null): string =>
   `[server]\nrealm = ${REALM}\nusername = ${USERNAME}\n${password === null ? '' : `password = ${password}\n`}`
-// When the failure throttle lands (issue 7), scenario 6 needs it off: add its switch here.
-const THROTTLE_OFF = ''
+// Scenario 6 measures the 401 path itself: failure limits out of reach, so no 429 replaces it.
+const THROTTLE_OFF = 'max_failures = 999999\nmax_failures_per_ip = 999999\n'
 
 // The two versions scenario 9 alternates between: another service's credentials and a realm differ.
 const otherService = (password: string): string => `[service.other]\nusername = other\npassword = ${password}\n_type = builtin\n_service = match-interaction\n`
@@ -121,15 +121,13 @@ const RELOAD_B = `${serverSection(PASSWORD)}\n[notification]\nrealm = Notificati
 export const optionsHash = (ini: string): string => parseOptions(ini).hash
 
 /**
- * A `$scrypt$...` hash of `plain` made by gms-gate itself, or a Skip. Issue 7 (Security) adds it;
- * the CLI command `gms-gate hash-password` is the DESIGN's spelling, fed the password on stdin.
- * If the Security branch spells it otherwise, this is the one function to adjust.
+ * A `$scrypt$...` hash of `plain` made by gms-gate itself (`hash-password`, the password on stdin), or a Skip.
  */
 export function hashedSecret (plain: string): string | Skip {
   const cli = fileURLToPath(new URL('../server.js', import.meta.url))
-  const res = spawnSync(process.execPath, [cli, 'hash-password'], { input: `${plain}\n`, encoding: 'utf8', timeout: 10_000 })
+  const res = spawnSync(process.execPath, [cli, 'hash-password', '--algorithm', 'scrypt'], { input: `${plain}\n`, encoding: 'utf8', timeout: 10_000 })
   const hash = res.stdout?.split('\n').map(line => line.trim()).find(line => line.startsWith('$scrypt$'))
-  if (res.status !== 0 || hash === undefined) return skip('no `gms-gate hash-password` printing a $scrypt$ hash on this branch (issue 7, Security)')
+  if (res.status !== 0 || hash === undefined) return skip('`gms-gate hash-password --algorithm scrypt` printed no $scrypt$ hash')
   return hash
 }
 
