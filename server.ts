@@ -11,6 +11,7 @@ import { OptionsError } from './plugins/options-file.js'
 import { loadOptionsFile } from './plugins/options-watch.js'
 import { describePolicy, formatPolicyTable } from './plugins/policy-report.js'
 import nodeApi from './services/node.js'
+import notificationApi from './services/notification/plugin.js'
 
 /** Headers that never reach a log line. */
 export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie']
@@ -30,6 +31,7 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
   })
   await app.register(gmsGate, gate)
   await app.register(nodeApi)
+  await app.register(notificationApi)
   return app
 }
 

@@ -10,3 +10,7 @@ export const BackendUnavailableError = createError('GMS_GATE_BACKEND_UNAVAILABLE
 export const BadRequestError = createError('GMS_GATE_BAD_REQUEST', '%s', 400)
 /** An id or key that does not exist (or expired). */
 export const NotFoundError = createError('GMS_GATE_NOT_FOUND', '%s', 404)
+/** A body that is not JSON where only JSON is accepted (GMS answers 415 too). */
+export const UnsupportedMediaTypeError = createError('GMS_GATE_UNSUPPORTED_MEDIA_TYPE', '%s', 415)
+/** A configured limit (such as `[notification] max_subscriptions`) is reached. */
+export const LimitReachedError = createError('GMS_GATE_LIMIT_REACHED', '%s', 429)

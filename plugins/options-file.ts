@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import ini from 'ini'
+import { NOTIFICATION_OPTIONS } from '../services/notification/option-names.js'
 
 /** One section of the options file; empty values are dropped (an empty option counts as unset). */
 export interface Section {
@@ -61,7 +62,7 @@ const AUTH_OPTIONS = ['realm', 'username', 'password']
 const KNOWN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   server: [...AUTH_OPTIONS, 'host', 'port'],
   storage: [...AUTH_OPTIONS],
-  notification: [...AUTH_OPTIONS],
+  notification: [...AUTH_OPTIONS, ...NOTIFICATION_OPTIONS],
   service: [...AUTH_OPTIONS],
   dfm: ['username', 'password', 'maxage', 'maxstale']
 }

@@ -7,11 +7,14 @@ import { basename, dirname, resolve } from 'node:path'
 import { watch, type FSWatcher } from 'chokidar'
 import { changedSections, OptionsError, parseOptions, readOptionsFile, type OptionsSnapshot } from './options-file.js'
 import { compilePolicy, type PolicyTable } from './policy.js'
+import { compileNotificationSettings, type NotificationSettings } from '../services/notification/settings.js'
 
 /** Options and the policy compiled from them: what one request sees from start to end. */
 export interface LoadedOptions {
   readonly options: OptionsSnapshot
   readonly policy: PolicyTable
+  /** `[notification]` settings (services/notification/settings.ts). */
+  readonly notification: NotificationSettings
 }
 
 /** Payload of the `reload` event. */
@@ -38,7 +41,7 @@ export interface WatchLogger {
 
 /** Compile a parsed snapshot into what requests use. */
 export function compileOptions (options: OptionsSnapshot): LoadedOptions {
-  return Object.freeze({ options, policy: compilePolicy(options) })
+  return Object.freeze({ options, policy: compilePolicy(options), notification: compileNotificationSettings(options) })
 }
 
 /** Read, parse, validate and compile an options file. Throws `OptionsError`. */
