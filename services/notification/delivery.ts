@@ -4,6 +4,7 @@
  * warning after the last, so a slow or dead subscriber never holds up publishing or the others.
  */
 import { EventEmitter } from 'node:events'
+import { Agent, request } from 'undici'
 import { callbackRefusal, type HostLookup, systemLookup } from './callback-allow.js'
 import type { NotificationSettings, RetryPolicy } from './settings.js'
 import type { PublishedEvent, Subscription } from './validate.js'
@@ -45,7 +46,10 @@ function logTarget (url: string): string {
   }
 }
 
-interface Attempt { readonly url: string, readonly init: RequestInit }
+interface Attempt { readonly url: string, readonly headers: Record<string, string>, readonly body: string }
+
+/** Connections kept per callback origin: beyond it requests queue for that origin only, so one slow host holds up no other. */
+export const CONNECTIONS_PER_ORIGIN = 32
 
 /**
  * Sends callbacks. Emits `delivered` (Delivered) and `dead-letter` (DeadLettered), so tests and
@@ -56,6 +60,7 @@ export class CallbackDelivery extends EventEmitter {
   readonly #log: DeliveryLogger
   readonly #lookup: HostLookup
   readonly #closing = new AbortController()
+  readonly #agent = new Agent({ connections: CONNECTIONS_PER_ORIGIN })
   /** Pending retry waits: ended at once on close. */
   readonly #waits = new Map<NodeJS.Timeout, () => void>()
   #inFlight = 0
@@ -116,29 +121,30 @@ export class CallbackDelivery extends EventEmitter {
       const refused = await callbackRefusal(new URL(sub.deviceId!), settings.callbackAllow, this.#lookup)
       if (refused !== null) return `callback refused: ${refused}`
       headers['content-type'] = event.mediaType ?? 'text/plain; charset=utf-8'
-      return { url: sub.deviceId!, init: { method: 'POST', headers, body: event.message } }
+      return { url: sub.deviceId!, headers, body: event.message }
     }
     if (settings.customhttpUrl === undefined) return 'customhttp_url is no longer set'
     headers['content-type'] = 'application/json'
-    return { url: settings.customhttpUrl, init: { method: 'POST', headers, body: JSON.stringify({ deviceId: sub.deviceId, message: event.message }) } }
+    return { url: settings.customhttpUrl, headers, body: JSON.stringify({ deviceId: sub.deviceId, message: event.message }) }
   }
 
   /** One POST; resolves to '' on a 200, else why it failed. */
-  async #attempt ({ url, init }: Attempt, timeoutMs: number): Promise<string> {
+  async #attempt ({ url, headers, body }: Attempt, timeoutMs: number): Promise<string> {
     try {
-      const response = await fetch(url, {
-        ...init,
-        // A redirect would lead past the allow-list: it counts as a failure, as any non-200 does.
-        redirect: 'manual',
+      // undici does not follow redirects unless asked: a redirect (past the allow-list) is a failure like any non-200.
+      const response = await request(url, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.#agent,
         signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#closing.signal])
       })
-      await response.body?.cancel().catch(() => {})
-      return response.status === 200 ? '' : `HTTP ${response.status}`
+      await response.body.dump()
+      return response.statusCode === 200 ? '' : `HTTP ${response.statusCode}`
     } catch (err) {
-      const e = err as Error
+      const e = err as Error & { code?: string }
       if (e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`
-      const cause = (e.cause as { code?: string } | undefined)?.code
-      return cause ?? e.message
+      return e.code ?? e.message
     }
   }
 
@@ -153,6 +159,7 @@ export class CallbackDelivery extends EventEmitter {
   /** Abort every attempt and pending retry. */
   close (): void {
     this.#closing.abort()
+    this.#agent.destroy().catch(() => {})
     for (const [timer, resolve] of this.#waits) {
       clearTimeout(timer)
       resolve()
