@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises'
 import t from 'tap'
 import { callbackRefusal, parseCallbackAllow } from '../services/notification/callback-allow.js'
 import { backoffMs } from '../services/notification/delivery.js'
@@ -6,6 +7,7 @@ import { MemorySubscriptionStore } from '../services/notification/memory-store.j
 import { compileNotificationSettings } from '../services/notification/settings.js'
 import { parseOptions } from '../plugins/options-file.js'
 import { loadOptionsText } from '../plugins/options-watch.js'
+import { appOnFile } from './helpers/app.js'
 
 const settings = (text: string) => compileNotificationSettings(parseOptions(`[notification]\n${text}`, 'test.ini'))
 
@@ -98,4 +100,19 @@ t.test('the memory store forgets a subscription once its time is up', async t =>
   t.equal(await store.get(sub.id), null)
   t.same(await store.matching('a.b'), [])
   t.ok(await store.add({ subscriberId: 's', filter: 'a', type: 'sse', expire: 10 }, 1), 'the expired one no longer counts against the limit')
+})
+
+t.test('a reloaded [notification] applies to the next request, and a bad value keeps the last good one', async t => {
+  const h = await appOnFile(t, '[notification]\nmax_subscriptions = 1\n')
+  const subscribe = () => h.app.inject({ method: 'POST', url: '/genesys/1/notification/subscription', headers: { 'content-type': 'application/json' }, payload: '{"subscriberId":"s","filter":"x","notificationDetails":{"type":"sse"}}' })
+  t.equal((await subscribe()).statusCode, 200)
+  t.equal((await subscribe()).statusCode, 429)
+  const reloaded = h.nextReload()
+  await writeFile(h.file, '[notification]\nmax_subscriptions = 5\n')
+  await reloaded
+  t.equal((await subscribe()).statusCode, 200)
+  const rejected = h.nextReloadError()
+  await writeFile(h.file, '[notification]\nmax_subscriptions = lots\n')
+  t.match((await rejected).error, { line: 2, reason: /max_subscriptions/ })
+  t.equal((await subscribe()).statusCode, 200, 'the limit of 5 is still in force')
 })
