@@ -15,6 +15,7 @@ import { describePolicy, formatPolicyTable } from './plugins/policy-report.js'
 import nodeApi from './services/node.js'
 import storageApi, { type StorageApiOptions } from './services/storage/storage-api.js'
 import serviceApi from './services/service/service-api.js'
+import notificationApi from './services/notification/plugin.js'
 
 /** Headers that never reach a log line. */
 export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie']
@@ -91,6 +92,7 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
   // Before the services that keep data in it (`app.gmsStorage`).
   await app.register(storageApi, storage ?? {})
   await app.register(serviceApi)
+  await app.register(notificationApi)
   return app
 }
 

@@ -28,3 +28,7 @@ export const PayloadTooLargeError = createError('GMS_GATE_PAYLOAD_TOO_LARGE', '%
 export const StorageFullError = createError('GMS_GATE_STORAGE_FULL', 'storage is full (%s)', 507)
 /** An id would hold more keys than `[storage] max_keys`. */
 export const TooManyKeysError = createError('GMS_GATE_TOO_MANY_KEYS', 'too many keys: %d where max_keys is %d', 400)
+/** A body that is not JSON where only JSON is accepted (GMS answers 415 too). */
+export const UnsupportedMediaTypeError = createError('GMS_GATE_UNSUPPORTED_MEDIA_TYPE', '%s', 415)
+/** A configured limit (such as `[notification] max_subscriptions`) is reached. */
+export const LimitReachedError = createError('GMS_GATE_LIMIT_REACHED', '%s', 429)

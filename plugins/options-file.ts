@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import ini from 'ini'
+import { NOTIFICATION_OPTIONS } from '../services/notification/option-names.js'
 
 /** One section of the options file; empty values are dropped (an empty option counts as unset). */
 export interface Section {
@@ -67,7 +68,7 @@ const KNOWN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   ],
   // What services/storage/settings.ts reads.
   storage: [...AUTH_OPTIONS, 'backend', 'redis_url', 'max_ttl', 'max_value_bytes', 'max_body_bytes', 'max_keys', 'max_entries', 'max_memory_bytes'],
-  notification: [...AUTH_OPTIONS],
+  notification: [...AUTH_OPTIONS, ...NOTIFICATION_OPTIONS],
   service: [...AUTH_OPTIONS],
   dfm: ['username', 'password', 'maxage', 'maxstale'],
   resource: ['_access_number']

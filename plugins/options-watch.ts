@@ -10,6 +10,7 @@ import { compilePolicy, type PolicyTable } from './policy.js'
 import { compileStorageSettings, type StorageSettings } from '../services/storage/settings.js'
 import { compileServiceSettings, type ServiceSettings } from '../services/service/settings.js'
 import { compileSecuritySettings, type SecuritySettings } from './security-settings.js'
+import { compileNotificationSettings, type NotificationSettings } from '../services/notification/settings.js'
 
 /** Options and the policy compiled from them: what one request sees from start to end. */
 export interface LoadedOptions {
@@ -21,6 +22,8 @@ export interface LoadedOptions {
   readonly services: ServiceSettings
   /** Hashing, throttling, proxy and TLS settings from `[server]`. */
   readonly security: SecuritySettings
+  /** `[notification]` settings (services/notification/settings.ts). */
+  readonly notification: NotificationSettings
 }
 
 /** Payload of the `reload` event. */
@@ -56,6 +59,7 @@ export function compileOptions (options: OptionsSnapshot): LoadedOptions {
     policy,
     storage: compileStorageSettings(options),
     services: compileServiceSettings(options),
+    notification: compileNotificationSettings(options),
     security: settings
   })
 }
