@@ -168,3 +168,11 @@ t.test('the plugin refuses to start without options', async t => {
   t.teardown(() => app.close())
   await t.rejects(async () => { await app.register(gmsGate, {}) }, /needs \{ configPath \} or \{ options \}/)
 })
+
+t.test('a valid header in another form than the canonical one still passes (scheme case, extra spaces)', async t => {
+  const { app } = await appOnText(t, EXAMPLE)
+  const token = Buffer.from('default:s3cret').toString('base64')
+  for (const header of [`basic ${token}`, `BASIC ${token}`, `Basic   ${token}`]) {
+    t.equal((await app.inject({ url: '/genesys/1/node', headers: { authorization: header } })).statusCode, 200, header.slice(0, 8))
+  }
+})
