@@ -2,7 +2,7 @@
  * Forwarding overhead of `_type = http`: the same small POST sent straight to an upstream and
  * through gms-gate (Basic auth on, DFM credentials out), in the same run, printed as a ratio.
  *
- *   node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs scripts/bench-service-forward.ts [requests] [concurrency]
+ *   npm run build && node dist/scripts/bench-service-forward.js [requests] [concurrency]
  */
 import Fastify from 'fastify'
 import { Pool } from 'undici'

@@ -10,6 +10,7 @@ import basicAuth from '@fastify/basic-auth'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { buildServer, REDACTED_PATHS } from '../server.js'
 import { packageInfo } from '../plugins/package-info.js'
+import { nodeSchema } from '../services/node.js'
 
 /** Which app to build; every kind gets the same Fastify and logger options, so ratios isolate the auth layer. */
 export type TargetApp =
@@ -36,23 +37,8 @@ export const wallClock = (): number => performance.timeOrigin + performance.now(
 // The same logger settings buildServer uses: pino on, no per-request lines (stdout is discarded).
 const logger = { level: 'info', redact: REDACTED_PATHS }
 
-// The shape and schema of GET /genesys/1/node (services/node.ts), so the bare and basic-auth apps
+// The schema of GET /genesys/1/node (services/node.ts), so the bare and basic-auth apps
 // serialise the same JSON, of the same size, as the gate's node route.
-const nodeSchema = {
-  response: {
-    200: {
-      type: 'object',
-      properties: {
-        id: { type: 'string' },
-        version: { type: 'string' },
-        uptime: { type: 'number' },
-        startedAt: { type: 'string' },
-        optionsHash: { type: 'string' }
-      }
-    }
-  }
-}
-
 function nodeLikeRoute (app: FastifyInstance): void {
   const id = randomUUID()
   const startedAt = new Date().toISOString()

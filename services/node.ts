@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { packageInfo } from '../plugins/package-info.js'
 
-const nodeSchema = {
+/** Route schema of `GET /genesys/1/node` (the benchmark's reference apps serve the same shape). */
+export const nodeSchema = {
   response: {
     200: {
       type: 'object',
