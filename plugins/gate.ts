@@ -120,8 +120,8 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
     const header = request.headers.authorization
     // No header at all is how every Basic client starts: challenge it without counting a failure.
     if (header === undefined) return challenge(reply, policy)
-    // The usual caller, unthrottled, with the exact canonical header: one hash, no decoding, no promise.
-    if (!throttle.active() && policy.auth.verifier.matchesHeader?.(header) === true) {
+    // The usual caller, unthrottled, with a header known good (canonical plaintext, or a cached hash): no promise.
+    if (!throttle.active() && policy.auth.verifier.matchesHeader(header)) {
       request.gmsUser = policy.auth.username
       return done()
     }

@@ -3,7 +3,7 @@
  * verification (cached, single flight) for a hashed one, and a decoy verification of the same cost
  * for an unknown username so timing says nothing about which part was wrong. No I/O, no Fastify.
  */
-import { canonicalBasicHeader, credentialsMatch, expectCredentials, headerDigest, headerMatches, type Credentials } from './credentials.js'
+import { canonicalBasicHeader, credentialsMatch, expectCredentials, headerDigest, headerMatches, parseBasicAuthorization, type Credentials } from './credentials.js'
 import { parseHashedSecret, secretKind, type SecretKind } from './secrets.js'
 import { verifyCache as sharedCache, type VerifyCache } from './verify-cache.js'
 import { createHash, timingSafeEqual } from 'node:crypto'
@@ -15,10 +15,11 @@ export type Verdict = 'ok' | 'unknown-user' | 'wrong-password'
 export interface CredentialVerifier {
   readonly kind: SecretKind
   /**
-   * Plaintext only: whether the raw header is exactly the canonical one for the section's
-   * credentials (constant time). False never means "wrong": the caller then parses and verifies.
+   * Whether the raw header is known good without waiting: the canonical header of a plaintext
+   * secret (constant time), or credentials whose hashed verification is cached. False never means
+   * "wrong": the caller then parses and verifies.
    */
-  matchesHeader? (header: string): boolean
+  matchesHeader (header: string): boolean
   /** Synchronous for plaintext (the hot path stays a digest compare); a promise for a hash. */
   verify (given: Credentials): Verdict | Promise<Verdict>
 }
@@ -44,11 +45,16 @@ export function compileVerifier (section: string, username: string, password: st
   }
   const secret = parseHashedSecret(password)
   const userDigest = digest(username)
+  // The configured username is in the key too: renaming the user invalidates its cached successes.
+  const keyOf = (given: Credentials): string => cache.keyFor([section, username, given.username, given.password, secret.encoded])
   return Object.freeze({
     kind,
+    matchesHeader (header: string): boolean {
+      const given = parseBasicAuthorization(header)
+      return given !== null && cache.has(keyOf(given))
+    },
     verify (given: Credentials): Promise<Verdict> | Verdict {
-      // The configured username is in the key too: renaming the user invalidates its cached successes.
-      const key = cache.keyFor([section, username, given.username, given.password, secret.encoded])
+      const key = keyOf(given)
       if (cache.has(key)) return 'ok'
       const userOk = timingSafeEqual(digest(given.username), userDigest)
       return cache.verify(key, () => userOk ? secret.verify(given.password) : secret.verifyDecoy(given.password))

@@ -139,3 +139,19 @@ t.test('cache keys are HMACs: the password is not in them and another process wo
   t.notMatch(a, PASSWORD)
   t.not(a, new VerifyCache().keyFor(['s', 'u', 'u', PASSWORD, 'h']))
 })
+
+t.test('a header is known good only for canonical plaintext credentials or a cached hashed success', async t => {
+  const header = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`
+  const plain = compileVerifier('server', 'user', 'plain-pw')
+  t.equal(plain.matchesHeader(header('user', 'plain-pw')), true)
+  t.equal(plain.matchesHeader(header('user', 'plain-px')), false)
+  t.equal(plain.matchesHeader(`basic ${header('user', 'plain-pw').slice(6)}`), false, 'another form takes the full parse')
+  const cache = new VerifyCache()
+  const hashed = compileVerifier('storage', 'user', hashes.scrypt, cache)
+  t.equal(hashed.matchesHeader(header('user', PASSWORD)), false, 'not before a verification')
+  await hashed.verify({ username: 'user', password: 'wrong-one' })
+  t.equal(hashed.matchesHeader(header('user', 'wrong-one')), false, 'never after a failure')
+  t.equal(await hashed.verify({ username: 'user', password: PASSWORD }), 'ok')
+  t.equal(hashed.matchesHeader(header('user', PASSWORD)), true, 'after a cached success')
+  t.equal(compileVerifier('storage', 'user', scryptHash('another'), cache).matchesHeader(header('user', PASSWORD)), false, 'not once the hash changed')
+})
