@@ -125,8 +125,20 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
       request.gmsUser = policy.auth.username
       return done()
     }
-    verifySlowly(request, reply, policy, policy.auth, header).then(passed => { if (passed) done() }, done)
+    const auth = policy.auth
+    oneAtATime(request.ip, () => verifySlowly(request, reply, policy, auth, header)).then(passed => { if (passed) done() }, done)
   })
+
+  // Slow checks from one client run one after another, so concurrent guesses each see the failures
+  // counted before them (peek, verify, count is not atomic) and cannot overrun max_failures together.
+  const pending = new Map<string, Promise<unknown>>()
+  function oneAtATime<T> (client: string, check: () => Promise<T>): Promise<T> {
+    const result = (pending.get(client) ?? Promise.resolve()).then(check)
+    const settled = result.then(() => {}, () => {})
+    pending.set(client, settled)
+    settled.then(() => { if (pending.get(client) === settled) pending.delete(client) }, () => {})
+    return result
+  }
 
   /** Parse, peek at the throttle, verify (a hash may be computed); false once the challenge is sent. */
   async function verifySlowly (request: FastifyRequest, reply: FastifyReply, policy: SectionPolicy, auth: AuthOn, header: string): Promise<boolean> {

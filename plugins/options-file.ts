@@ -170,6 +170,8 @@ function validateSection (section: DraftSection, file: string, warnings: Options
   }
   const v = section.values
   if (v.realm !== undefined && CONTROL.test(v.realm)) fail('realm', `realm in [${section.name}] contains a control character`)
+  // A header value carries ISO-8859-1 only: a realm beyond it would drop WWW-Authenticate from the 401.
+  if (v.realm !== undefined && /[\u0100-\uffff]/.test(v.realm)) fail('realm', `realm in [${section.name}] has a character outside ISO-8859-1, which an HTTP header cannot carry`)
   if (v.username !== undefined) {
     if (v.username.includes(':')) fail('username', `username in [${section.name}] contains ":" (RFC 7617 forbids it in a user-id)`)
     if (CONTROL.test(v.username)) fail('username', `username in [${section.name}] contains a control character`)

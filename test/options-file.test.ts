@@ -116,3 +116,8 @@ t.test('changed sections lists added, removed and modified sections by name', as
   t.same(changedSections(before, after), ['server', 'service.x', 'service.y'])
   t.same(changedSections(before, before), [])
 })
+
+t.test('a realm with a character outside ISO-8859-1 is an error: no header could carry it', async t => {
+  t.match(errorOf('[storage]\nrealm = Caisse €\n'), { line: 2, reason: /outside ISO-8859-1/ })
+  t.equal(parseOptions('[storage]\nrealm = Société Générale\n').sections.get('storage')!.values.realm, 'Société Générale')
+})

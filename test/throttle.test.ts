@@ -155,3 +155,10 @@ t.test('with the redis store down, credentials are still checked and nothing han
   t.equal((await get(a, 'alice', 'guess-1x')).statusCode, 401)
   t.equal((await get(a, 'alice', PASSWORD)).statusCode, 200)
 })
+
+t.test('concurrent wrong guesses from one client cannot overrun max_failures together', async t => {
+  const { app } = await appOnText(t, `[server]\nusername = alice\npassword = ${scryptHash(PASSWORD)}\nmax_failures = 2\nmax_failures_per_ip = 50\n`)
+  const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => get(app, 'alice', `guess-${i}-x`)))
+  const counts = answers.reduce<Record<number, number>>((acc, res) => ({ ...acc, [res.statusCode]: (acc[res.statusCode] ?? 0) + 1 }), {})
+  t.same(counts, { 401: 2, 429: 8 }, 'exactly max_failures guesses are verified, the rest are throttled')
+})
