@@ -23,9 +23,9 @@ t.test('check prints the effective policy per section and never a password', asy
   const res = run('check', '--config', file)
   t.equal(res.status, 0, res.stderr)
   t.match(res.stdout, /valid/)
-  t.match(res.stdout, /\[storage\]\s+\/genesys\/1\/storage\/\.\.\.\s+Genesys Application Configuration Needed\s+default\s+on\s+store\s+\[storage\]\s+set, from \[server\]/)
-  t.match(res.stdout, /\[service\.request-interaction\].*on\s+genesys\s+\[service\.request-interaction\]\s+set, from \[service\.request-interaction\]/)
-  t.match(res.stdout, /\[notification\].*on\s+default\s+\[server\]\s+set, from \[server\]/)
+  t.match(res.stdout, /\[storage\]\s+\/genesys\/1\/storage\/\.\.\.\s+Genesys Application Configuration Needed\s+default\s+on\s+store\s+\[storage\]\s+set \(plaintext\) from \[server\]/)
+  t.match(res.stdout, /\[service\.request-interaction\].*on\s+genesys\s+\[service\.request-interaction\]\s+set \(plaintext\) from \[service\.request-interaction\]/)
+  t.match(res.stdout, /\[notification\].*on\s+default\s+\[server\]\s+set \(plaintext\) from \[server\]/)
   t.notMatch(res.stdout, /s3cret/)
 })
 
@@ -41,6 +41,26 @@ t.test('check exits 2 on an invalid file with file:line:reason', async t => {
   const res = run('check', '--config', file)
   t.equal(res.status, 2)
   t.match(res.stderr, `${file}:2: [server] has a password`)
+  t.notMatch(res.stderr + res.stdout, /s3cret/)
+})
+
+t.test('check --json prints the rows, the warnings and the options hash, never a password', async t => {
+  const file = await configFile(t, `${EXAMPLE}colour = blue\n`)
+  const res = run('check', '--config', file, '--json')
+  t.equal(res.status, 0, res.stderr)
+  const report = JSON.parse(res.stdout)
+  t.equal(report.file, file)
+  t.match(report.optionsHash, /^[0-9a-f]{16}$/)
+  t.match(report.rows, [{ section: '[storage]', auth: 'on', username: 'store', password: 'set (plaintext) from [server]' }])
+  t.ok(report.warnings.some((w: { line: number, message: string }) => w.line === EXAMPLE.split('\n').length && w.message.includes('"colour"')))
+  t.notMatch(res.stdout, /s3cret/)
+})
+
+t.test('check --json on an invalid file prints a JSON error on stdout and exits 2', async t => {
+  const file = await configFile(t, '[server]\npassword = s3cret\n')
+  const res = run('check', '--config', file, '--json')
+  t.equal(res.status, 2)
+  t.match(JSON.parse(res.stdout), { error: { file, line: 2, reason: /has a password/ } })
   t.notMatch(res.stderr + res.stdout, /s3cret/)
 })
 
