@@ -64,6 +64,32 @@ t.test('check --json on an invalid file prints a JSON error on stdout and exits 
   t.notMatch(res.stderr + res.stdout, /s3cret/)
 })
 
+t.test('diff exits 0 when no access changes', async t => {
+  const before = await configFile(t, EXAMPLE)
+  const after = await configFile(t, EXAMPLE.replace('[storage]\n', '[storage]\n; a comment\n'))
+  const res = run('diff', before, after)
+  t.equal(res.status, 0, res.stderr)
+  t.equal(res.stdout, 'no policy changes\n')
+})
+
+t.test('diff exits 1 and names the sections whose access changes, never a password', async t => {
+  const before = await configFile(t, EXAMPLE)
+  const after = await configFile(t, EXAMPLE.replace('password = s3cret', 'password = n3wsecret'))
+  const res = run('diff', before, after)
+  t.equal(res.status, 1, res.stderr)
+  t.match(res.stdout, /\[storage\]\s+password changed/)
+  t.notMatch(res.stdout, /\[service\.request-interaction\]/, 'its own password did not change')
+  t.notMatch(res.stdout, /s3cret|n3wsecret/)
+})
+
+t.test('diff exits 2 naming the invalid file', async t => {
+  const good = await configFile(t, EXAMPLE)
+  const bad = await configFile(t, '[server]\nport = nope\n')
+  const res = run('diff', good, bad)
+  t.equal(res.status, 2)
+  t.match(res.stderr, `invalid NEW options: ${bad}:2: port in [server]`)
+})
+
 t.test('serve exits 2 on an invalid file, before listening', async t => {
   const file = await configFile(t, '[server]\nport = nope\n')
   const res = run('serve', '--config', file)
