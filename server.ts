@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * gms-gate: build the app from options, and the command line (serve | check).
+ * gms-gate: build the app from options, and the command line (serve | check | diff | hash-password | generate-password).
  */
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -11,7 +11,8 @@ import { OptionsError } from './plugins/options-file.js'
 import { compileOptions, loadOptionsFile, loadOptionsText, type LoadedOptions } from './plugins/options-watch.js'
 import { CertificateWatcher, readTlsFilesSync } from './plugins/tls-reload.js'
 import { generatePassword, hashPassword } from './plugins/secrets.js'
-import { describePolicy, formatPolicyTable } from './plugins/policy-report.js'
+import { formatPolicyTable, policyReport } from './plugins/policy-report.js'
+import { diffPolicy, formatPolicyDiff } from './plugins/policy-diff.js'
 import nodeApi from './services/node.js'
 import storageApi, { type StorageApiOptions } from './services/storage/storage-api.js'
 import serviceApi from './services/service/service-api.js'
@@ -97,7 +98,8 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
 }
 
 const USAGE = `usage: gms-gate [serve] [--config FILE] [--port N] [--host H]
-       gms-gate check [--config FILE]
+       gms-gate check [--config FILE] [--json]
+       gms-gate diff OLD NEW                                       (exit 0: no access change, 1: some, 2: invalid file)
        gms-gate hash-password [--algorithm argon2id|scrypt|bcrypt]   (password from stdin or a prompt)
        gms-gate generate-password [--algorithm argon2id|scrypt|bcrypt]`
 
@@ -141,6 +143,47 @@ async function readPassword (): Promise<string> {
   return first
 }
 
+/** `check`: the effective policy as a table, or as JSON (`--json`, errors too: `{"error": {file, line, reason}}`). */
+async function check (config: string, json: boolean): Promise<number> {
+  let loaded: LoadedOptions
+  try {
+    loaded = await loadOptionsFile(config)
+  } catch (err) {
+    if (!json || !(err instanceof OptionsError)) throw err
+    process.stdout.write(`${JSON.stringify({ error: { file: err.file, line: err.line, reason: err.reason } })}\n`)
+    return 2
+  }
+  const report = policyReport(loaded)
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
+    return 0
+  }
+  for (const w of report.warnings) process.stdout.write(`warning: ${w.file}:${w.line}: ${w.message}\n`)
+  process.stdout.write(`${config}: valid (options hash ${report.optionsHash})\n\n${formatPolicyTable(report.rows)}\n`)
+  return 0
+}
+
+/** `diff OLD NEW`: who gains or loses access; exit 0 when nobody does, 1 when someone does, 2 on an invalid file. */
+async function diff (files: string[]): Promise<number> {
+  if (files.length !== 2) {
+    process.stderr.write(`gms-gate: diff takes two options files, OLD and NEW\n${USAGE}\n`)
+    return 64
+  }
+  const loaded: LoadedOptions[] = []
+  for (const [i, file] of files.entries()) {
+    try {
+      loaded.push(await loadOptionsFile(file))
+    } catch (err) {
+      if (!(err instanceof OptionsError)) throw err
+      process.stderr.write(`gms-gate: invalid ${i === 0 ? 'OLD' : 'NEW'} options: ${err.message}\n`)
+      return 2
+    }
+  }
+  const changes = diffPolicy(loaded[0]!, loaded[1]!)
+  process.stdout.write(`${formatPolicyDiff(changes)}\n`)
+  return changes.some(c => c.access) ? 1 : 0
+}
+
 /** Run the command line; resolves to the exit code (serve resolves once listening). */
 export async function main (argv: string[]): Promise<number> {
   let parsed
@@ -153,6 +196,7 @@ export async function main (argv: string[]): Promise<number> {
         port: { type: 'string', short: 'p' },
         host: { type: 'string' },
         algorithm: { type: 'string', short: 'a', default: 'argon2id' },
+        json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
       }
     })
@@ -198,12 +242,8 @@ export async function main (argv: string[]): Promise<number> {
     return 0
   }
   try {
-    if (command === 'check') {
-      const loaded = await loadOptionsFile(config)
-      for (const w of loaded.options.warnings) process.stdout.write(`warning: ${w.file}:${w.line}: ${w.message}\n`)
-      process.stdout.write(`${config}: valid (options hash ${loaded.options.hash})\n\n${formatPolicyTable(describePolicy(loaded))}\n`)
-      return 0
-    }
+    if (command === 'check') return await check(config, values.json === true)
+    if (command === 'diff') return await diff(positionals.slice(1))
     if (command !== 'serve') {
       process.stderr.write(`gms-gate: unknown command "${command}"\n${USAGE}\n`)
       return 64

@@ -1,6 +1,8 @@
 /** The effective policy as an operator reads it: one row per section, never a password. Pure. */
+import type { OptionsSnapshot, OptionsWarning } from './options-file.js'
 import type { LoadedOptions } from './options-watch.js'
 import type { SectionPolicy } from './policy.js'
+import type { SecretKind } from './secrets.js'
 
 /** One line of `gms-gate check`. */
 export interface PolicyRow {
@@ -11,11 +13,22 @@ export interface PolicyRow {
   readonly auth: 'on' | 'off'
   readonly username: string
   readonly usernameFrom: string
+  /** `set (scrypt) from [server]` or `not set`: the kind of secret, never its value. */
   readonly password: string
+}
+
+/** What `check --json` and `GET /genesys/1/admin/options` return: the effective view, no secret. */
+export interface PolicyReport {
+  readonly file: string
+  /** `OptionsSnapshot.hash`: covers every option except secret values. */
+  readonly optionsHash: string
+  readonly rows: readonly PolicyRow[]
+  readonly warnings: readonly OptionsWarning[]
 }
 
 function row (routes: string, policy: SectionPolicy): PolicyRow {
   const auth = policy.auth
+  const kind: SecretKind | undefined = auth.on ? auth.verifier.kind : undefined
   return {
     section: `[${policy.section}]`,
     routes,
@@ -24,7 +37,7 @@ function row (routes: string, policy: SectionPolicy): PolicyRow {
     auth: auth.on ? 'on' : 'off',
     username: auth.on ? auth.username : '-',
     usernameFrom: auth.on ? `[${auth.usernameFrom}]` : '-',
-    password: auth.on ? `set, from [${auth.passwordFrom}]` : 'not set'
+    password: auth.on ? `set (${kind!}) from [${auth.passwordFrom}]` : 'not set'
   }
 }
 
@@ -39,13 +52,65 @@ export function describePolicy (loaded: LoadedOptions): PolicyRow[] {
   ]
 }
 
+/**
+ * Sections that no route or service uses: a `[dfm.x]` no `_upstream` names, a `[resource.x]` no
+ * `_resource_group` names. (Unknown sections are already warned about by the parser.)
+ */
+export function unusedSectionWarnings (options: OptionsSnapshot): OptionsWarning[] {
+  const named = new Set<string>()
+  for (const section of options.sections.values()) {
+    if (!section.name.startsWith('service.')) continue
+    if (section.values._upstream !== undefined) named.add(`dfm.${section.values._upstream}`)
+    if (section.values._resource_group !== undefined) named.add(`resource.${section.values._resource_group}`)
+  }
+  const warnings: OptionsWarning[] = []
+  for (const section of options.sections.values()) {
+    const kind = section.name.startsWith('dfm.') ? '_upstream' : section.name.startsWith('resource.') ? '_resource_group' : undefined
+    if (kind === undefined || named.has(section.name)) continue
+    warnings.push({ file: options.file, line: section.line, message: `[${section.name}] is not used: no service names it in ${kind}` })
+  }
+  return warnings
+}
+
+/** The whole effective view: rows, every warning (load-time and unused sections), the options hash. */
+export function policyReport (loaded: LoadedOptions): PolicyReport {
+  const { options } = loaded
+  return {
+    file: options.file,
+    optionsHash: options.hash,
+    rows: describePolicy(loaded),
+    warnings: [...options.warnings, ...unusedSectionWarnings(options)]
+  }
+}
+
+const COLUMNS: ReadonlyArray<[keyof PolicyRow, string]> = [
+  ['section', 'SECTION'], ['routes', 'ROUTES'], ['realm', 'REALM'], ['realmFrom', 'REALM FROM'], ['auth', 'AUTH'],
+  ['username', 'USERNAME'], ['usernameFrom', 'USERNAME FROM'], ['password', 'PASSWORD']
+]
+
 /** A plain-text table of the rows. */
 export function formatPolicyTable (rows: readonly PolicyRow[]): string {
-  const head: PolicyRow = {
-    section: 'SECTION', routes: 'ROUTES', realm: 'REALM', realmFrom: 'REALM FROM', auth: 'AUTH' as 'on', username: 'USERNAME', usernameFrom: 'USERNAME FROM', password: 'PASSWORD'
-  }
-  const keys = Object.keys(head) as Array<keyof PolicyRow>
-  const all = [head, ...rows]
-  const widths = keys.map(k => Math.max(...all.map(r => r[k].length)))
-  return all.map(r => keys.map((k, i) => r[k].padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')
+  const all: string[][] = [COLUMNS.map(([, title]) => title), ...rows.map(r => COLUMNS.map(([key]) => r[key]))]
+  const widths = COLUMNS.map((_, i) => Math.max(...all.map(cells => cells[i]!.length)))
+  return all.map(cells => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')
 }
+
+/** JSON schema of a `PolicyReport` (the admin route's response: fast serialisation, nothing else leaks). */
+export const policyReportSchema = {
+  type: 'object',
+  properties: {
+    file: { type: 'string' },
+    optionsHash: { type: 'string' },
+    rows: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: Object.fromEntries(COLUMNS.map(([key]) => [key, { type: 'string' }]))
+      }
+    },
+    warnings: {
+      type: 'array',
+      items: { type: 'object', properties: { file: { type: 'string' }, line: { type: 'integer' }, message: { type: 'string' } } }
+    }
+  }
+} as const

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { packageInfo } from '../plugins/package-info.js'
+import { policyReport, policyReportSchema } from '../plugins/policy-report.js'
 
 /** Route schema of `GET /genesys/1/node` (the benchmark's reference apps serve the same shape). */
 export const nodeSchema = {
@@ -39,6 +40,10 @@ async function nodeApi (fastify: FastifyInstance): Promise<void> {
     reply.type('text/plain; charset=utf-8')
     return 'ONLINE'
   })
+
+  // The snapshot the request started with, so the view matches the policy that let it in.
+  fastify.get('/genesys/1/admin/options', { schema: { response: { 200: policyReportSchema } }, config: { gmsSection: 'server' } }, async (request) =>
+    policyReport(request.gmsOptions ?? fastify.gmsGate.current()))
 
   fastify.get('/health', async () => ({ status: 'ok' }))
 }

@@ -23,9 +23,9 @@ t.test('check prints the effective policy per section and never a password', asy
   const res = run('check', '--config', file)
   t.equal(res.status, 0, res.stderr)
   t.match(res.stdout, /valid/)
-  t.match(res.stdout, /\[storage\]\s+\/genesys\/1\/storage\/\.\.\.\s+Genesys Application Configuration Needed\s+default\s+on\s+store\s+\[storage\]\s+set, from \[server\]/)
-  t.match(res.stdout, /\[service\.request-interaction\].*on\s+genesys\s+\[service\.request-interaction\]\s+set, from \[service\.request-interaction\]/)
-  t.match(res.stdout, /\[notification\].*on\s+default\s+\[server\]\s+set, from \[server\]/)
+  t.match(res.stdout, /\[storage\]\s+\/genesys\/1\/storage\/\.\.\.\s+Genesys Application Configuration Needed\s+default\s+on\s+store\s+\[storage\]\s+set \(plaintext\) from \[server\]/)
+  t.match(res.stdout, /\[service\.request-interaction\].*on\s+genesys\s+\[service\.request-interaction\]\s+set \(plaintext\) from \[service\.request-interaction\]/)
+  t.match(res.stdout, /\[notification\].*on\s+default\s+\[server\]\s+set \(plaintext\) from \[server\]/)
   t.notMatch(res.stdout, /s3cret/)
 })
 
@@ -42,6 +42,52 @@ t.test('check exits 2 on an invalid file with file:line:reason', async t => {
   t.equal(res.status, 2)
   t.match(res.stderr, `${file}:2: [server] has a password`)
   t.notMatch(res.stderr + res.stdout, /s3cret/)
+})
+
+t.test('check --json prints the rows, the warnings and the options hash, never a password', async t => {
+  const file = await configFile(t, `${EXAMPLE}colour = blue\n`)
+  const res = run('check', '--config', file, '--json')
+  t.equal(res.status, 0, res.stderr)
+  const report = JSON.parse(res.stdout)
+  t.equal(report.file, file)
+  t.match(report.optionsHash, /^[0-9a-f]{16}$/)
+  t.match(report.rows, [{ section: '[storage]', auth: 'on', username: 'store', password: 'set (plaintext) from [server]' }])
+  t.ok(report.warnings.some((w: { line: number, message: string }) => w.line === EXAMPLE.split('\n').length && w.message.includes('"colour"')))
+  t.notMatch(res.stdout, /s3cret/)
+})
+
+t.test('check --json on an invalid file prints a JSON error on stdout and exits 2', async t => {
+  const file = await configFile(t, '[server]\npassword = s3cret\n')
+  const res = run('check', '--config', file, '--json')
+  t.equal(res.status, 2)
+  t.match(JSON.parse(res.stdout), { error: { file, line: 2, reason: /has a password/ } })
+  t.notMatch(res.stderr + res.stdout, /s3cret/)
+})
+
+t.test('diff exits 0 when no access changes', async t => {
+  const before = await configFile(t, EXAMPLE)
+  const after = await configFile(t, EXAMPLE.replace('[storage]\n', '[storage]\n; a comment\n'))
+  const res = run('diff', before, after)
+  t.equal(res.status, 0, res.stderr)
+  t.equal(res.stdout, 'no policy changes\n')
+})
+
+t.test('diff exits 1 and names the sections whose access changes, never a password', async t => {
+  const before = await configFile(t, EXAMPLE)
+  const after = await configFile(t, EXAMPLE.replace('password = s3cret', 'password = n3wsecret'))
+  const res = run('diff', before, after)
+  t.equal(res.status, 1, res.stderr)
+  t.match(res.stdout, /\[storage\]\s+password changed/)
+  t.notMatch(res.stdout, /\[service\.request-interaction\]/, 'its own password did not change')
+  t.notMatch(res.stdout, /s3cret|n3wsecret/)
+})
+
+t.test('diff exits 2 naming the invalid file', async t => {
+  const good = await configFile(t, EXAMPLE)
+  const bad = await configFile(t, '[server]\nport = nope\n')
+  const res = run('diff', good, bad)
+  t.equal(res.status, 2)
+  t.match(res.stderr, `invalid NEW options: ${bad}:2: port in [server]`)
 })
 
 t.test('serve exits 2 on an invalid file, before listening', async t => {

@@ -1,0 +1,63 @@
+import t from 'tap'
+import { loadOptionsText } from '../plugins/options-watch.js'
+import { diffPolicy, formatPolicyDiff } from '../plugins/policy-diff.js'
+import { cheapHashes } from './helpers/hashes.js'
+
+const diff = (before: string, after: string) => diffPolicy(loadOptionsText(before), loadOptionsText(after))
+const SERVICE = '_type = builtin\n_service = match-interaction\n'
+
+t.test('identical files have no changes', async t => {
+  const ini = '[server]\nusername = u\npassword = secret-one\n'
+  t.same(diff(ini, ini), [])
+  t.equal(formatPolicyDiff([]), 'no policy changes')
+})
+
+t.test('a password set in [server] turns auth on for every section that inherits it', async t => {
+  const changes = diff('[server]\nusername = u\n', '[server]\nusername = u\npassword = secret-one\n')
+  t.same(changes.map(c => [c.section, c.kind, c.access]), [
+    ['[server]', 'auth-on', true], ['[storage]', 'auth-on', true], ['[notification]', 'auth-on', true]
+  ])
+  t.match(changes[0]!.message, 'auth turned on: only "u" may pass')
+})
+
+t.test('a password removed turns auth off', async t => {
+  const changes = diff('[storage]\nusername = u\npassword = secret-one\n', '[storage]\nusername = u\n')
+  t.same(changes.map(c => c.kind), ['auth-off'])
+  t.match(changes[0]!.message, 'anyone may pass')
+})
+
+t.test('a changed username says who loses and who gains access', async t => {
+  const changes = diff('[storage]\nusername = a\npassword = secret-one\n', '[storage]\nusername = b\npassword = secret-one\n')
+  t.same(changes.map(c => [c.kind, c.message]), [['username', 'username changed: "a" loses access, "b" gains it']])
+})
+
+t.test('a changed password is reported without either value', async t => {
+  const changes = diff('[storage]\nusername = a\npassword = secret-one\n', '[storage]\nusername = a\npassword = secret-two\n')
+  t.same(changes.map(c => c.kind), ['password'])
+  const text = formatPolicyDiff(changes)
+  t.match(text, /\[storage\]\s+password changed/)
+  t.notMatch(text, /secret-/)
+})
+
+t.test('a password replaced by its hash counts as a change and names both kinds, not the values', async t => {
+  const { scrypt } = await cheapHashes('secret-one')
+  const changes = diff('[storage]\nusername = a\npassword = secret-one\n', `[storage]\nusername = a\npassword = ${scrypt}\n`)
+  t.same(changes.map(c => c.message), ['password changed (plaintext → scrypt): callers with the old one lose access'])
+})
+
+t.test('the same password moved from a section to [server] is no change', async t => {
+  const changes = diff('[server]\nusername = a\n[storage]\npassword = secret-one\n', '[server]\nusername = a\npassword = secret-one\n')
+  t.same(changes.filter(c => c.section === '[storage]'), [])
+})
+
+t.test('a realm change is reported but changes no access', async t => {
+  const changes = diff('[server]\nrealm = A\n', '[server]\nrealm = B\n')
+  t.ok(changes.length > 0)
+  t.ok(changes.every(c => c.kind === 'realm' && !c.access))
+})
+
+t.test('service sections added and removed', async t => {
+  const changes = diff(`[service.old]\n${SERVICE}`, `[service.new]\nusername = u\npassword = secret-one\n${SERVICE}`)
+  t.same(changes.map(c => [c.section, c.kind, c.access]), [['[service.new]', 'added', true], ['[service.old]', 'removed', true]])
+  t.match(changes[0]!.message, 'only "u" may pass')
+})
