@@ -23,6 +23,8 @@ export class VerifyCache {
   /** key -> expiry time; Map order is recency order. */
   readonly #hits = new Map<string, number>()
   readonly #inFlight = new Map<string, Promise<boolean>>()
+  #hitCount = 0
+  #missCount = 0
 
   constructor (options: VerifyCacheOptions = {}) {
     this.#max = options.max ?? DEFAULT_VERIFY_CACHE_MAX
@@ -38,10 +40,17 @@ export class VerifyCache {
   /** Whether a success for this key is cached and fresh (refreshes its recency). */
   has (key: string): boolean {
     const expires = this.#hits.get(key)
-    if (expires === undefined) return false
+    if (expires === undefined) {
+      this.#missCount++
+      return false
+    }
     this.#hits.delete(key)
-    if (expires <= Date.now()) return false
+    if (expires <= Date.now()) {
+      this.#missCount++
+      return false
+    }
     this.#hits.set(key, expires)
+    this.#hitCount++
     return true
   }
 
@@ -61,6 +70,16 @@ export class VerifyCache {
     this.#hits.delete(key)
     this.#hits.set(key, Date.now() + this.#ttlMs)
     if (this.#hits.size > this.#max) this.#hits.delete(this.#hits.keys().next().value!)
+  }
+
+  /** Lookups answered from the cache since start (metrics). */
+  get hitCount (): number {
+    return this.#hitCount
+  }
+
+  /** Lookups that had to verify since start (metrics). */
+  get missCount (): number {
+    return this.#missCount
   }
 
   get size (): number {
