@@ -43,15 +43,6 @@ async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
       this.inc(verifyCache.hitCount)
     }
   }))
-  registry.registerMetric(new Counter({
-    name: 'gms_gate_verify_cache_misses_total',
-    help: 'Password hash verifications the verify cache could not answer (process-wide)',
-    registers: [],
-    collect () {
-      this.reset()
-      this.inc(verifyCache.missCount)
-    }
-  }))
 
   const reloads = new Counter({
     name: 'gms_gate_options_reloads_total',

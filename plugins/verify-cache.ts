@@ -24,7 +24,6 @@ export class VerifyCache {
   readonly #hits = new Map<string, number>()
   readonly #inFlight = new Map<string, Promise<boolean>>()
   #hitCount = 0
-  #missCount = 0
 
   constructor (options: VerifyCacheOptions = {}) {
     this.#max = options.max ?? DEFAULT_VERIFY_CACHE_MAX
@@ -40,15 +39,9 @@ export class VerifyCache {
   /** Whether a success for this key is cached and fresh (refreshes its recency). */
   has (key: string): boolean {
     const expires = this.#hits.get(key)
-    if (expires === undefined) {
-      this.#missCount++
-      return false
-    }
+    if (expires === undefined) return false
     this.#hits.delete(key)
-    if (expires <= Date.now()) {
-      this.#missCount++
-      return false
-    }
+    if (expires <= Date.now()) return false
     this.#hits.set(key, expires)
     this.#hitCount++
     return true
@@ -75,11 +68,6 @@ export class VerifyCache {
   /** Lookups answered from the cache since start (metrics). */
   get hitCount (): number {
     return this.#hitCount
-  }
-
-  /** Lookups that had to verify since start (metrics). */
-  get missCount (): number {
-    return this.#missCount
   }
 
   get size (): number {

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import t from 'tap'
 import { appOnFile, appOnText, basic } from './helpers/app.js'
+import { scryptHash } from './helpers/hashes.js'
 
 const SECRET = 'metrics-s3cret'
 const OTHER_SECRET = 'metrics-other-s3cret'
@@ -36,6 +37,15 @@ t.test('/metrics counts allowed, denied and open requests by section', async t =
   t.equal(sample(res.body, 'gms_gate_requests_total{section="none",outcome="open"}'), 1)
   t.match(res.body, /# TYPE gms_gate_requests_total counter/)
   t.match(res.body, /^gms_gate_verify_cache_hits_total \d+$/m)
+})
+
+t.test('a hashed secret checked twice counts a verify-cache hit', async t => {
+  const { app } = await appOnText(t, `[server]\nusername = ops\npassword = ${scryptHash(SECRET)}\n`)
+  const hits = async (): Promise<number> => sample(await app.gmsMetrics.metrics(), 'gms_gate_verify_cache_hits_total')!
+  const before = await hits()
+  t.equal((await app.inject({ url: '/genesys/1/node', headers: ops })).statusCode, 200)
+  t.equal((await app.inject({ url: '/genesys/1/node', headers: ops })).statusCode, 200)
+  t.ok(await hits() > before)
 })
 
 t.test('/metrics shows the options hash, storage ids, subscriptions and deliveries', async t => {
