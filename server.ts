@@ -17,6 +17,8 @@ import nodeApi from './services/node.js'
 import storageApi, { type StorageApiOptions } from './services/storage/storage-api.js'
 import serviceApi from './services/service/service-api.js'
 import notificationApi from './services/notification/plugin.js'
+import gmsMetrics from './plugins/metrics.js'
+import gmsAudit from './plugins/audit.js'
 
 /** Headers that never reach a log line. */
 export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie']
@@ -94,6 +96,9 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
   await app.register(storageApi, storage ?? {})
   await app.register(serviceApi)
   await app.register(notificationApi)
+  // After the services: the metrics read their counts.
+  await app.register(gmsMetrics)
+  await app.register(gmsAudit)
   return app
 }
 

@@ -34,6 +34,18 @@ declare module 'fastify' {
   }
 }
 
+/** Requests the gate decided for one section, by outcome (plain numbers: the hot path only increments). */
+export interface SectionCounts {
+  /** Credentials checked and accepted. */
+  allowed: number
+  /** Answered 401 (no credentials, or wrong ones). */
+  denied: number
+  /** Answered 429 (too many failures). */
+  throttled: number
+  /** No credentials asked (auth off for the section, or a path no section protects: section `none`). */
+  open: number
+}
+
 /** What the gate offers the rest of the app. */
 export interface GmsGateHandle {
   /** The options in force now. */
@@ -42,6 +54,8 @@ export interface GmsGateHandle {
   readonly watcher: OptionsWatcher | null
   /** Let the Service API say which `[service.<name>]` created an instance id. */
   setInstanceSectionLookup (lookup: InstanceSectionLookup): void
+  /** Requests decided since start, by section (read by the metrics plugin when scraped). */
+  readonly requestCounts: ReadonlyMap<string, SectionCounts>
 }
 
 /** Where the gate's options come from. */
@@ -98,11 +112,20 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
     watcher = w
   }
   let instanceSection: InstanceSectionLookup | undefined
+  const requestCounts = new Map<string, SectionCounts>()
+  const countsFor = (section: string): SectionCounts => {
+    let counts = requestCounts.get(section)
+    if (counts === undefined) requestCounts.set(section, counts = { allowed: 0, denied: 0, throttled: 0, open: 0 })
+    return counts
+  }
+  const unmapped = countsFor('none')
+  for (const section of ['server', 'storage', 'notification']) countsFor(section)
 
   fastify.decorate('gmsGate', {
     current: () => loaded,
     watcher,
-    setInstanceSectionLookup (lookup: InstanceSectionLookup) { instanceSection = lookup }
+    setInstanceSectionLookup (lookup: InstanceSectionLookup) { instanceSection = lookup },
+    requestCounts
   } satisfies GmsGateHandle)
   fastify.decorateRequest('gmsOptions', null)
   fastify.decorateRequest('gmsPolicy', null)
@@ -115,18 +138,30 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
     request.gmsOptions = snapshot
     const policy = policyFor(request, snapshot.policy, instanceSection)
     request.gmsPolicy = policy
-    if (policy === null || !policy.auth.on) return done()
+    if (policy === null) {
+      unmapped.open++
+      return done()
+    }
+    const counts = countsFor(policy.section)
+    if (!policy.auth.on) {
+      counts.open++
+      return done()
+    }
     if (snapshot.security.httpsOnly && request.protocol !== 'https') return done(new HttpsRequiredError())
     const header = request.headers.authorization
     // No header at all is how every Basic client starts: challenge it without counting a failure.
-    if (header === undefined) return challenge(reply, policy)
+    if (header === undefined) {
+      counts.denied++
+      return challenge(reply, policy)
+    }
     // The usual caller, unthrottled, with a header known good (canonical plaintext, or a cached hash): no promise.
     if (!throttle.active() && policy.auth.verifier.matchesHeader(header)) {
+      counts.allowed++
       request.gmsUser = policy.auth.username
       return done()
     }
     const auth = policy.auth
-    oneAtATime(request.ip, () => verifySlowly(request, reply, policy, auth, header)).then(passed => { if (passed) done() }, done)
+    oneAtATime(request.ip, () => verifySlowly(request, reply, policy, auth, header, counts)).then(passed => { if (passed) done() }, done)
   })
 
   // Slow checks from one client run one after another, so concurrent guesses each see the failures
@@ -141,11 +176,13 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   }
 
   /** Parse, peek at the throttle, verify (a hash may be computed); false once the challenge is sent. */
-  async function verifySlowly (request: FastifyRequest, reply: FastifyReply, policy: SectionPolicy, auth: AuthOn, header: string): Promise<boolean> {
+  async function verifySlowly (request: FastifyRequest, reply: FastifyReply, policy: SectionPolicy, auth: AuthOn, header: string, counts: SectionCounts): Promise<boolean> {
     const credentials = parseBasicAuthorization(header)
     const username = credentials?.username ?? null
     const status = await throttle.peek(request, username)
     if (status.throttled) {
+      // Counted, not logged: a line per refused request would let a brute force fill the disk; the throttle's start is logged once.
+      counts.throttled++
       reply.header('retry-after', String(status.retryAfter))
       throw new ThrottledError(status.retryAfter)
     }
@@ -153,6 +190,7 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
       const result = auth.verifier.verify(credentials)
       const verdict = typeof result === 'string' ? result : await result
       if (verdict === 'ok') {
+        counts.allowed++
         request.gmsUser = credentials.username
         return true
       }
@@ -160,16 +198,17 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
     } else {
       await failed(request, policy, null, 'malformed')
     }
+    counts.denied++
     challenge(reply, policy)
     return false
   }
 
   async function failed (request: FastifyRequest, policy: SectionPolicy, username: string | null, reason: string): Promise<void> {
     const user = username === null ? undefined : loggableUsername(username)
-    request.log.warn({ section: policy.section, username: user, ip: request.ip, reason }, 'authentication failed')
+    request.log.warn({ audit: true, section: policy.section, username: user, ip: request.ip, reason }, 'authentication failed')
     const status = await throttle.recordFailure(request, username)
     if (status.throttled) {
-      request.log.warn({ section: policy.section, username: user, ip: request.ip, retryAfter: status.retryAfter }, 'client throttled after repeated authentication failures')
+      request.log.warn({ audit: true, section: policy.section, username: user, ip: request.ip, reason: 'failure limit reached', retryAfter: status.retryAfter }, 'client throttled after repeated authentication failures')
     }
   }
 

@@ -23,6 +23,7 @@ export class VerifyCache {
   /** key -> expiry time; Map order is recency order. */
   readonly #hits = new Map<string, number>()
   readonly #inFlight = new Map<string, Promise<boolean>>()
+  #hitCount = 0
 
   constructor (options: VerifyCacheOptions = {}) {
     this.#max = options.max ?? DEFAULT_VERIFY_CACHE_MAX
@@ -42,6 +43,7 @@ export class VerifyCache {
     this.#hits.delete(key)
     if (expires <= Date.now()) return false
     this.#hits.set(key, expires)
+    this.#hitCount++
     return true
   }
 
@@ -61,6 +63,11 @@ export class VerifyCache {
     this.#hits.delete(key)
     this.#hits.set(key, Date.now() + this.#ttlMs)
     if (this.#hits.size > this.#max) this.#hits.delete(this.#hits.keys().next().value!)
+  }
+
+  /** Lookups answered from the cache since start (metrics). */
+  get hitCount (): number {
+    return this.#hitCount
   }
 
   get size (): number {

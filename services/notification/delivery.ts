@@ -64,12 +64,24 @@ export class CallbackDelivery extends EventEmitter {
   /** Pending retry waits: ended at once on close. */
   readonly #waits = new Map<NodeJS.Timeout, () => void>()
   #inFlight = 0
+  #attempts = 0
+  #failures = 0
 
   constructor (settings: () => NotificationSettings, log: DeliveryLogger, lookup: HostLookup = systemLookup) {
     super()
     this.#settings = settings
     this.#log = log
     this.#lookup = lookup
+  }
+
+  /** Callback requests sent since start (retries included), for metrics. */
+  get attemptCount (): number {
+    return this.#attempts
+  }
+
+  /** Callback requests that failed since start (each retry counts), for metrics. */
+  get failureCount (): number {
+    return this.#failures
   }
 
   /** Deliveries started and not finished (attempting or waiting to retry). */
@@ -90,8 +102,10 @@ export class CallbackDelivery extends EventEmitter {
       const settings = this.#settings()
       const attempt = await this.#prepare(sub, event, settings)
       if (typeof attempt === 'string') return this.#deadLetter(sub, event, failures, attempt)
+      this.#attempts++
       reason = await this.#attempt(attempt, settings.retry.timeoutMs)
       if (this.#closing.signal.aborted) return
+      if (reason !== '') this.#failures++
       if (reason === '') {
         const delivered: Delivered = { eventId: event.id, subscriptionId: sub.id, attempts: failures + 1, latencyMs: Date.now() - publishedAt }
         this.emit('delivered', delivered)

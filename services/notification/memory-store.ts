@@ -23,6 +23,11 @@ export class MemorySubscriptionStore implements SubscriptionStore {
     this.#sweep = setInterval(() => this.#sweepExpired(), SWEEP_MS).unref()
   }
 
+  /** Subscriptions held (expired ones not yet swept included): cheap, for metrics. */
+  get size (): number {
+    return this.#byId.size
+  }
+
   async add (request: SubscriptionRequest, max: number): Promise<Subscription | null> {
     if (this.#byId.size >= max) this.#sweepExpired()
     if (this.#byId.size >= max) return null

@@ -36,6 +36,8 @@ export interface NotificationHandle {
   readonly events: EventEmitter
   readonly delivery: CallbackDelivery
   readonly streams: StreamHub
+  /** Subscriptions held by the memory backend; null with Redis (counting there costs a scan). */
+  subscriptionCount (): number | null
 }
 
 export interface NotificationApiOptions {
@@ -123,7 +125,8 @@ async function notificationApi (fastify: FastifyInstance, opts: NotificationApiO
     events.emit('dispatched', { eventId: event.id, matched: matched.length, claimed, streamed } satisfies Dispatched)
   }
 
-  fastify.decorate('gmsNotification', { backend: store.backend, events, delivery, streams } satisfies NotificationHandle)
+  const subscriptionCount = (): number | null => store instanceof MemorySubscriptionStore ? store.size : null
+  fastify.decorate('gmsNotification', { backend: store.backend, events, delivery, streams, subscriptionCount } satisfies NotificationHandle)
   fastify.addHook('preClose', async () => {
     streams.close()
     delivery.close()

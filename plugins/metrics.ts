@@ -1,0 +1,132 @@
+/**
+ * Prometheus metrics at `GET /metrics`, behind `[server]` credentials. One prom-client Registry per
+ * app (several apps in one process never collide). The gate and the services count in plain
+ * numbers; the values are read only when scraped, so the request path pays one increment.
+ */
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Registry } from 'prom-client'
+import { verifyCache } from './verify-cache.js'
+import { MemoryStore } from '../services/storage/memory-store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This app's metrics registry (add your own metrics to it). */
+    gmsMetrics: Registry
+  }
+}
+
+const OUTCOMES = ['allowed', 'denied', 'throttled', 'open'] as const
+
+async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
+  const registry = new Registry()
+  const gate = fastify.gmsGate
+
+  registry.registerMetric(new Counter({
+    name: 'gms_gate_requests_total',
+    help: 'Requests decided by the gate, by section and outcome (section "none": a path no section protects)',
+    labelNames: ['section', 'outcome'],
+    registers: [],
+    collect () {
+      this.reset()
+      for (const [section, counts] of gate.requestCounts) {
+        for (const outcome of OUTCOMES) this.inc({ section, outcome }, counts[outcome])
+      }
+    }
+  }))
+  registry.registerMetric(new Counter({
+    name: 'gms_gate_verify_cache_hits_total',
+    help: 'Password hash verifications answered from the verify cache (process-wide)',
+    registers: [],
+    collect () {
+      this.reset()
+      this.inc(verifyCache.hitCount)
+    }
+  }))
+
+  const reloads = new Counter({
+    name: 'gms_gate_options_reloads_total',
+    help: 'Options file reloads, by result (applied, rejected)',
+    labelNames: ['result'],
+    registers: [registry]
+  })
+  reloads.inc({ result: 'applied' }, 0)
+  reloads.inc({ result: 'rejected' }, 0)
+  const lastReload = new Gauge({
+    name: 'gms_gate_options_loaded_timestamp_seconds',
+    help: 'When the options in force were loaded (start or last applied reload), in seconds since the epoch',
+    registers: [registry]
+  })
+  lastReload.setToCurrentTime()
+  registry.registerMetric(new Gauge({
+    name: 'gms_gate_options_info',
+    help: 'The hash of the options in force (secrets excluded), as a label; the value is always 1',
+    labelNames: ['hash'],
+    registers: [],
+    collect () {
+      this.reset()
+      this.set({ hash: gate.current().options.hash }, 1)
+    }
+  }))
+  gate.watcher?.on('reload', () => {
+    reloads.inc({ result: 'applied' })
+    lastReload.setToCurrentTime()
+  })
+  gate.watcher?.on('reload-error', () => reloads.inc({ result: 'rejected' }))
+
+  if (fastify.hasDecorator('gmsStorage')) {
+    registry.registerMetric(new Gauge({
+      name: 'gms_storage_ids',
+      help: 'Storage ids held by the memory backend (expired ones not yet swept included); absent with Redis',
+      labelNames: ['backend'],
+      registers: [],
+      collect () {
+        this.reset()
+        const store = fastify.gmsStorage.store()
+        if (store instanceof MemoryStore) this.set({ backend: 'memory' }, store.usage.entries)
+      }
+    }))
+  }
+  if (fastify.hasDecorator('gmsNotification')) {
+    const notification = fastify.gmsNotification
+    // The backend is fixed at start; with Redis a count would cost a scan, so there is none.
+    if (notification.subscriptionCount() !== null) {
+      registry.registerMetric(new Gauge({
+        name: 'gms_notification_subscriptions',
+        help: 'Subscriptions held by the memory backend (expired ones not yet swept included)',
+        registers: [],
+        collect () {
+          this.set(notification.subscriptionCount() ?? 0)
+        }
+      }))
+    }
+    registry.registerMetric(new Counter({
+      name: 'gms_notification_delivery_attempts_total',
+      help: 'Callback requests sent by this instance (each retry counts)',
+      registers: [],
+      collect () {
+        this.reset()
+        this.inc(notification.delivery.attemptCount)
+      }
+    }))
+    registry.registerMetric(new Counter({
+      name: 'gms_notification_delivery_failures_total',
+      help: 'Callback requests by this instance that failed (each retry counts)',
+      registers: [],
+      collect () {
+        this.reset()
+        this.inc(notification.delivery.failureCount)
+      }
+    }))
+  }
+
+  fastify.decorate('gmsMetrics', registry)
+  fastify.get('/metrics', { config: { gmsSection: 'server' } }, async (_request, reply) => {
+    const body = await registry.metrics()
+    return reply.type(registry.contentType).send(body)
+  })
+}
+
+/** `GET /metrics` (Prometheus text) behind `[server]` credentials. Register after the services. */
+export const gmsMetrics = fp(metricsPlugin, { fastify: '5.x', name: 'gms-gate-metrics', dependencies: ['gms-gate'] })
+export default gmsMetrics
