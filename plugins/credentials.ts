@@ -2,7 +2,7 @@
  * Basic credentials: parse an `Authorization` header (RFC 7617) and compare in constant time.
  * Pure: no I/O, no Fastify.
  */
-import { createHash, hash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 
 /** A user-id and password as a caller sent them. */
 export interface Credentials {
@@ -49,8 +49,9 @@ export function parseBasicAuthorization (header: string | undefined): Credential
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
 }
 
-function digest (value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest()
+/** SHA-256 of a UTF-8 string: the fixed-length form every constant-time compare here works on. */
+export function digest (value: string): Buffer {
+  return hash('sha256', value, 'buffer')
 }
 
 /** Precompute what `credentialsMatch` compares against (once per options load). */
@@ -69,12 +70,7 @@ export function canonicalBasicHeader (username: string, password: string): strin
  * matched here and takes the full parse.
  */
 export function headerMatches (expectedDigest: Buffer, header: string): boolean {
-  return timingSafeEqual(hash('sha256', header, 'buffer'), expectedDigest)
-}
-
-/** Digest for `headerMatches`, computed once per options load. */
-export function headerDigest (header: string): Buffer {
-  return hash('sha256', header, 'buffer')
+  return timingSafeEqual(digest(header), expectedDigest)
 }
 
 /** Constant-time check of both parts, always both: the time says nothing about which part was wrong. */

@@ -3,10 +3,10 @@
  * verification (cached, single flight) for a hashed one, and a decoy verification of the same cost
  * for an unknown username so timing says nothing about which part was wrong. No I/O, no Fastify.
  */
-import { canonicalBasicHeader, credentialsMatch, expectCredentials, headerDigest, headerMatches, parseBasicAuthorization, type Credentials } from './credentials.js'
+import { canonicalBasicHeader, credentialsMatch, digest, expectCredentials, headerMatches, parseBasicAuthorization, type Credentials } from './credentials.js'
 import { parseHashedSecret, secretKind, type SecretKind } from './secrets.js'
 import { verifyCache as sharedCache, type VerifyCache } from './verify-cache.js'
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 
 /** What a check found; callers answer the same 401 for both failures, and only logs tell them apart. */
 export type Verdict = 'ok' | 'unknown-user' | 'wrong-password'
@@ -24,15 +24,13 @@ export interface CredentialVerifier {
   verify (given: Credentials): Verdict | Promise<Verdict>
 }
 
-const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest()
-
 /** Build the verifier for a section. Throws `SecretFormatError` for an unusable hash. */
 export function compileVerifier (section: string, username: string, password: string, cache: VerifyCache = sharedCache): CredentialVerifier {
   const kind = secretKind(password)
   if (kind === 'plaintext') {
     const expected = expectCredentials(username, password)
     const userDigest = expected.userDigest
-    const canonical = headerDigest(canonicalBasicHeader(username, password))
+    const canonical = digest(canonicalBasicHeader(username, password))
     return Object.freeze({
       kind,
       matchesHeader: (header: string): boolean => headerMatches(canonical, header),
