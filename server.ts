@@ -11,7 +11,7 @@ import { OptionsError } from './plugins/options-file.js'
 import { compileOptions, loadOptionsFile, loadOptionsText, type LoadedOptions } from './plugins/options-watch.js'
 import { CertificateWatcher, readTlsFilesSync } from './plugins/tls-reload.js'
 import { generatePassword, hashPassword } from './plugins/secrets.js'
-import { formatPolicyTable, policyReport } from './plugins/policy-report.js'
+import { formatPolicyTable, formatPortsReport, policyReport } from './plugins/policy-report.js'
 import { diffPolicy, formatPolicyDiff } from './plugins/policy-diff.js'
 import nodeApi from './services/node.js'
 import storageApi, { type StorageApiOptions } from './services/storage/storage-api.js'
@@ -19,6 +19,7 @@ import serviceApi from './services/service/service-api.js'
 import notificationApi from './services/notification/plugin.js'
 import gmsMetrics from './plugins/metrics.js'
 import gmsAudit from './plugins/audit.js'
+import gmsListeners from './plugins/listeners.js'
 
 /** Headers that never reach a log line. */
 export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie']
@@ -82,7 +83,7 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
   await app.register(gmsGate, { ...gate, preloaded })
   let tls: CertificateWatcher | null = null
   if (https !== undefined) {
-    const watcher = new CertificateWatcher(app.server as unknown as import('node:https').Server, security!.tls!, app.log)
+    const watcher = new CertificateWatcher(app.server as unknown as import('node:https').Server, security!.tls!, https, app.log)
     if (gate.watch !== false) await watcher.start()
     app.gmsGate.watcher?.on('reload', ({ loaded }: { loaded: LoadedOptions }) => {
       if (loaded.security.tls !== null) watcher.retarget(loaded.security.tls).catch(() => {})
@@ -91,6 +92,7 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
     tls = watcher
   }
   app.decorate('gmsTls', tls)
+  await app.register(gmsListeners)
   await app.register(nodeApi)
   // Before the services that keep data in it (`app.gmsStorage`).
   await app.register(storageApi, storage ?? {})
@@ -102,7 +104,7 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
   return app
 }
 
-const USAGE = `usage: gms-gate [serve] [--config FILE] [--port N] [--host H]
+const USAGE = `usage: gms-gate [serve] [--config FILE] [--port N] [--host H]   (--port replaces [server] port, else the first of ports)
        gms-gate check [--config FILE] [--json]
        gms-gate diff OLD NEW                                       (exit 0: no access change, 1: some, 2: invalid file)
        gms-gate hash-password [--algorithm argon2id|scrypt|bcrypt]   (password from stdin or a prompt)
@@ -164,7 +166,7 @@ async function check (config: string, json: boolean): Promise<number> {
     return 0
   }
   for (const w of report.warnings) process.stdout.write(`warning: ${w.file}:${w.line}: ${w.message}\n`)
-  process.stdout.write(`${config}: valid (options hash ${report.optionsHash})\n\n${formatPolicyTable(report.rows)}\n`)
+  process.stdout.write(`${config}: valid (options hash ${report.optionsHash})\n\n${formatPolicyTable(report.rows)}\n\n${formatPortsReport(report.ports)}\n`)
   return 0
 }
 
@@ -258,8 +260,7 @@ export async function main (argv: string[]): Promise<number> {
       return 64
     }
     const app = await buildServer({ configPath: config, sighup: true })
-    const { listen } = app.gmsGate.current().options
-    await app.listen({ host: values.host ?? listen.host, port: values.port !== undefined ? Number(values.port) : listen.port })
+    await app.gmsListen({ host: values.host, port: values.port !== undefined ? Number(values.port) : undefined })
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
     }

@@ -10,6 +10,7 @@ import { HttpsRequiredError, ThrottledError } from './errors.js'
 import { createFailureThrottle, loggableUsername } from './throttle.js'
 import { sectionForPath, type AuthOn, type InstanceSectionLookup, type PolicyTable, type SectionPolicy } from './policy.js'
 import { compileOptions, loadOptionsFile, loadOptionsText, logWarnings, OptionsWatcher, type LoadedOptions } from './options-watch.js'
+import { portDecision } from './port-restrictions.js'
 
 /** How a route names its section: a fixed one, or computed from the request (the Service API). */
 export type RouteSection =
@@ -56,6 +57,8 @@ export interface GmsGateHandle {
   setInstanceSectionLookup (lookup: InstanceSectionLookup): void
   /** Requests decided since start, by section (read by the metrics plugin when scraped). */
   readonly requestCounts: ReadonlyMap<string, SectionCounts>
+  /** Requests answered 404 because of the port they came in on (`[port_restrictions]`, `metrics_port`). */
+  readonly portRefusedCount: number
 }
 
 /** Where the gate's options come from. */
@@ -121,21 +124,37 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   const unmapped = countsFor('none')
   for (const section of ['server', 'storage', 'notification']) countsFor(section)
 
+  let portRefused = 0
   fastify.decorate('gmsGate', {
     current: () => loaded,
     watcher,
     setInstanceSectionLookup (lookup: InstanceSectionLookup) { instanceSection = lookup },
-    requestCounts
+    requestCounts,
+    get portRefusedCount () { return portRefused }
   } satisfies GmsGateHandle)
   fastify.decorateRequest('gmsOptions', null)
   fastify.decorateRequest('gmsPolicy', null)
   fastify.decorateRequest('gmsUser', null)
 
   const throttle = await createFailureThrottle(fastify, initial.security, () => loaded.security, fastify.log)
+  // The listeners are opened once, from the options at start: so is the port that serves only /metrics.
+  const metricsPort = initial.options.listen.metricsPort
 
   fastify.addHook('onRequest', function gate (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     const snapshot = loaded
     request.gmsOptions = snapshot
+    // Before any credential: a path refused on this port is not there, whoever asks.
+    if (snapshot.portRules !== null || metricsPort !== null) {
+      const decision = portDecision(request.url, request.socket.localPort, snapshot.portRules, metricsPort)
+      if (decision === 'refuse') {
+        portRefused++
+        return reply.callNotFound()
+      }
+      if (decision === 'open') {
+        unmapped.open++
+        return done()
+      }
+    }
     const policy = policyFor(request, snapshot.policy, instanceSection)
     request.gmsPolicy = policy
     if (policy === null) {

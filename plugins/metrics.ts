@@ -44,6 +44,16 @@ async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
     }
   }))
 
+  registry.registerMetric(new Counter({
+    name: 'gms_gate_port_refused_total',
+    help: 'Requests answered 404 because of the port they came in on ([port_restrictions], metrics_port)',
+    registers: [],
+    collect () {
+      this.reset()
+      this.inc(gate.portRefusedCount)
+    }
+  }))
+
   const reloads = new Counter({
     name: 'gms_gate_options_reloads_total',
     help: 'Options file reloads, by result (applied, rejected)',

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import ini from 'ini'
 import { NOTIFICATION_OPTIONS } from '../services/notification/option-names.js'
+import { expandPorts, parsePortList, portCount } from './port-list.js'
 
 /** One section of the options file; empty values are dropped (an empty option counts as unset). */
 export interface Section {
@@ -38,8 +39,19 @@ export interface OptionsSnapshot {
   /** SHA-256 over every option except secret values, so it can be shown without leaking one. */
   readonly hash: string
   readonly warnings: readonly OptionsWarning[]
-  /** Listen address from `[server]` (read at start only). */
-  readonly listen: { readonly host: string, readonly port: number }
+  /** Listen addresses from `[server]` (read at start only). */
+  readonly listen: ListenAddresses
+}
+
+/** Where gms-gate listens: `[server] host`, `port`, `ports`, `metrics_port`. */
+export interface ListenAddresses {
+  readonly host: string
+  /** The first port (`port`, else the first of `ports`, else 8080). */
+  readonly port: number
+  /** Every API port, `port` first, each once. */
+  readonly ports: readonly number[]
+  /** A port that serves only `/metrics`, without credentials; null when unset. */
+  readonly metricsPort: number | null
 }
 
 /** A configuration error, always tied to a file and a line. */
@@ -53,6 +65,8 @@ export class OptionsError extends Error {
 
 export const DEFAULT_HOST = '127.0.0.1'
 export const DEFAULT_PORT = 8080
+/** Every port is a listening socket: a typo such as `8000-9000` must not open a thousand. */
+export const MAX_PORTS = 32
 
 /** Options that hold secrets: never logged, never hashed into `OptionsSnapshot.hash`. */
 export const SECRET_OPTIONS: ReadonlySet<string> = new Set(['password'])
@@ -61,7 +75,7 @@ const AUTH_OPTIONS = ['realm', 'username', 'password']
 /** Options each kind of section understands; other options are kept, ignored and warned about. */
 const KNOWN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   server: [
-    ...AUTH_OPTIONS, 'host', 'port',
+    ...AUTH_OPTIONS, 'host', 'port', 'ports', 'metrics_port',
     // The hardening (plugins/security-settings.ts).
     'plaintext_passwords', 'max_failures', 'max_failures_per_ip', 'failure_window', 'throttle_store',
     'redis_url', 'trust_proxy', 'tls_cert', 'tls_key', 'https_only'
@@ -71,7 +85,9 @@ const KNOWN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   notification: [...AUTH_OPTIONS, ...NOTIFICATION_OPTIONS],
   service: [...AUTH_OPTIONS],
   dfm: ['username', 'password', 'maxage', 'maxstale'],
-  resource: ['_access_number']
+  resource: ['_access_number'],
+  // Keys are path patterns (plugins/port-restrictions.ts validates them).
+  port_restrictions: []
 }
 
 /** Service and upstream names become URL path segments: unreserved characters only. */
@@ -84,7 +100,7 @@ const LINE = /^\[([^\]]*)\]\s*$|^([^=]+)(=(.*))?$/
 /** The kind of a section name (`service.x` → `service`), or undefined for an unknown section. */
 export function sectionKind (name: string): string | undefined {
   const dot = name.indexOf('.')
-  if (dot === -1) return name === 'server' || name === 'storage' || name === 'notification' ? name : undefined
+  if (dot === -1) return name === 'server' || name === 'storage' || name === 'notification' || name === 'port_restrictions' ? name : undefined
   const kind = name.slice(0, dot)
   return kind === 'service' || kind === 'dfm' || kind === 'resource' ? kind : undefined
 }
@@ -130,11 +146,7 @@ export function parseOptions (text: string, file = '<inline>'): OptionsSnapshot 
 
   for (const section of sections.values()) validateSection(section, file, warnings)
 
-  const server = sections.get('server')
-  const listen = {
-    host: server?.values.host ?? DEFAULT_HOST,
-    port: server?.values.port === undefined ? DEFAULT_PORT : Number(server.values.port)
-  }
+  const listen = listenAddresses(sections.get('server'), file)
   const frozen = new Map<string, Section>()
   for (const [name, s] of sections) {
     frozen.set(name, Object.freeze({ name, line: s.line, values: Object.freeze(s.values), lines: Object.freeze(s.lines) }))
@@ -165,7 +177,7 @@ function validateSection (section: DraftSection, file: string, warnings: Options
   }
   const known = KNOWN_OPTIONS[kind]!
   for (const key of Object.keys(section.lines)) {
-    if (known.includes(key) || (kind === 'service' && key.startsWith('_'))) continue
+    if (known.includes(key) || (kind === 'service' && key.startsWith('_')) || kind === 'port_restrictions') continue
     warnings.push({ file, line: section.lines[key]!, message: `unknown option "${key}" in [${section.name}] is ignored` })
   }
   const v = section.values
@@ -182,6 +194,30 @@ function validateSection (section: DraftSection, file: string, warnings: Options
     if (v.port !== undefined && Number(v.port) > 65535) fail('port', `port in [server] must be a number from 0 to 65535, got ${v.port}`)
     if (v.host !== undefined && /\s/.test(v.host)) fail('host', 'host in [server] must not contain spaces')
   }
+}
+
+function listenAddresses (server: DraftSection | undefined, file: string): ListenAddresses {
+  const v = server?.values ?? {}
+  const fail = (key: string, reason: string): never => { throw new OptionsError(file, server!.lines[key]!, `${key} in [server] ${reason}`) }
+  let extra: number[] = []
+  if (v.ports !== undefined) {
+    const ranges = parsePortList(v.ports)
+    if (typeof ranges === 'string') fail('ports', ranges)
+    if (portCount(ranges as []) > MAX_PORTS) fail('ports', `names more than ${MAX_PORTS} ports (each is a listening socket)`)
+    extra = expandPorts(ranges as [])
+  }
+  const port = v.port !== undefined ? Number(v.port) : extra[0] ?? DEFAULT_PORT
+  const ports = [...new Set([port, ...extra])]
+  if (ports.length > MAX_PORTS) fail('ports', `with port, names more than ${MAX_PORTS} ports (each is a listening socket)`)
+  let metricsPort: number | null = null
+  if (v.metrics_port !== undefined) {
+    if (!/^\d{1,5}$/.test(v.metrics_port) || Number(v.metrics_port) < 1 || Number(v.metrics_port) > 65535) {
+      fail('metrics_port', `must be a number from 1 to 65535, got ${JSON.stringify(v.metrics_port)}`)
+    }
+    metricsPort = Number(v.metrics_port)
+    if (ports.includes(metricsPort)) fail('metrics_port', `must differ from the API ports (${ports.join(', ')}): it serves only /metrics`)
+  }
+  return Object.freeze({ host: v.host ?? DEFAULT_HOST, port, ports: Object.freeze(ports), metricsPort })
 }
 
 function hashOptions (sections: ReadonlyMap<string, Section>): string {

@@ -11,6 +11,7 @@ import { compileStorageSettings, type StorageSettings } from '../services/storag
 import { compileServiceSettings, type ServiceSettings } from '../services/service/settings.js'
 import { compileSecuritySettings, type SecuritySettings } from './security-settings.js'
 import { compileNotificationSettings, type NotificationSettings } from '../services/notification/settings.js'
+import { compilePortRules, type PortRules } from './port-restrictions.js'
 
 /** Options and the policy compiled from them: what one request sees from start to end. */
 export interface LoadedOptions {
@@ -24,6 +25,8 @@ export interface LoadedOptions {
   readonly security: SecuritySettings
   /** `[notification]` settings (services/notification/settings.ts). */
   readonly notification: NotificationSettings
+  /** `[port_restrictions]` compiled, or null when there is none. */
+  readonly portRules: PortRules | null
 }
 
 /** Payload of the `reload` event. */
@@ -50,9 +53,11 @@ export interface WatchLogger {
 
 /** Compile a parsed snapshot into what requests use. */
 export function compileOptions (options: OptionsSnapshot): LoadedOptions {
-  const { settings, warnings } = compileSecuritySettings(options)
+  const { settings, warnings: securityWarnings } = compileSecuritySettings(options)
   const policy = compilePolicy(options)
-  // Load-time warnings (plaintext passwords) join the parser's so every reader lists them.
+  const ports = compilePortRules(options)
+  // Load-time warnings (plaintext passwords, unheard ports) join the parser's so every reader lists them.
+  const warnings = [...securityWarnings, ...ports.warnings]
   const withWarnings = warnings.length === 0 ? options : Object.freeze({ ...options, warnings: Object.freeze([...options.warnings, ...warnings]) })
   return Object.freeze({
     options: withWarnings,
@@ -60,7 +65,8 @@ export function compileOptions (options: OptionsSnapshot): LoadedOptions {
     storage: compileStorageSettings(options),
     services: compileServiceSettings(options),
     notification: compileNotificationSettings(options),
-    security: settings
+    security: settings,
+    portRules: ports.rules
   })
 }
 
@@ -190,9 +196,11 @@ export class OptionsWatcher extends EventEmitter {
     const changed = changedSections(previous.options, next.options)
     logWarnings(this.#log, next.options)
     this.#log.info({ file: this.file, changed, hash: next.options.hash, trigger }, 'options reloaded')
-    const { host, port } = next.options.listen
-    if (host !== previous.options.listen.host || port !== previous.options.listen.port) {
-      this.#log.warn({ file: this.file, host, port }, 'listen address changed in [server]: restart needed for it to apply')
+    const listen = next.options.listen
+    const before = previous.options.listen
+    if (listen.host !== before.host || listen.ports.join() !== before.ports.join() || listen.metricsPort !== before.metricsPort) {
+      this.#log.warn({ file: this.file, host: listen.host, ports: listen.ports, metricsPort: listen.metricsPort },
+        'listen address changed in [server] (host, port, ports or metrics_port): restart needed for it to apply')
     }
     this.emit('reload', { loaded: next, changed, trigger } satisfies ReloadApplied)
   }

@@ -3,6 +3,7 @@ import type { OptionsSnapshot, OptionsWarning } from './options-file.js'
 import type { LoadedOptions } from './options-watch.js'
 import type { SectionPolicy } from './policy.js'
 import type { SecretKind } from './secrets.js'
+import { formatPortList } from './port-list.js'
 
 /** One line of `gms-gate check`. */
 export interface PolicyRow {
@@ -23,7 +24,39 @@ export interface PolicyReport {
   /** `OptionsSnapshot.hash`: covers every option except secret values. */
   readonly optionsHash: string
   readonly rows: readonly PolicyRow[]
+  /** Where gms-gate listens (`[server]`, start only) and which paths are held to which ports. */
+  readonly ports: PortsReport
   readonly warnings: readonly OptionsWarning[]
+}
+
+/** The listening ports and `[port_restrictions]`, as an operator reads them. */
+export interface PortsReport {
+  readonly host: string
+  readonly listen: readonly number[]
+  readonly metricsPort: number | null
+  /** Most specific first, as the gate applies them; paths not listed are served on every port. */
+  readonly restrictions: ReadonlyArray<{ readonly pattern: string, readonly ports: string, readonly line: number }>
+}
+
+function portsReport (loaded: LoadedOptions): PortsReport {
+  const { host, ports, metricsPort } = loaded.options.listen
+  const rules = loaded.portRules
+  const ordered = rules === null ? [] : [...rules.exact.values(), ...rules.prefixes.map(p => p.rule)]
+  return {
+    host,
+    listen: ports,
+    metricsPort,
+    restrictions: ordered.map(r => ({ pattern: r.pattern, ports: formatPortList(r.ports), line: r.line }))
+  }
+}
+
+/** The ports as text lines for `check`. */
+export function formatPortsReport (ports: PortsReport): string {
+  const lines = [`listening on ${ports.host} port${ports.listen.length > 1 ? 's' : ''} ${ports.listen.join(', ')}` +
+    (ports.metricsPort === null ? '' : `; /metrics only, without credentials, on ${ports.metricsPort}`)]
+  if (ports.restrictions.length === 0) lines.push('no [port_restrictions]: every path on every port')
+  for (const r of ports.restrictions) lines.push(`${r.pattern} only on ${r.ports}`)
+  return lines.join('\n')
 }
 
 function row (routes: string, policy: SectionPolicy): PolicyRow {
@@ -79,6 +112,7 @@ export function policyReport (loaded: LoadedOptions): PolicyReport {
     file: options.file,
     optionsHash: options.hash,
     rows: describePolicy(loaded),
+    ports: portsReport(loaded),
     warnings: [...options.warnings, ...unusedSectionWarnings(options)]
   }
 }
@@ -106,6 +140,18 @@ export const policyReportSchema = {
       items: {
         type: 'object',
         properties: Object.fromEntries(COLUMNS.map(([key]) => [key, { type: 'string' }]))
+      }
+    },
+    ports: {
+      type: 'object',
+      properties: {
+        host: { type: 'string' },
+        listen: { type: 'array', items: { type: 'integer' } },
+        metricsPort: { type: ['integer', 'null'] },
+        restrictions: {
+          type: 'array',
+          items: { type: 'object', properties: { pattern: { type: 'string' }, ports: { type: 'string' }, line: { type: 'integer' } } }
+        }
       }
     },
     warnings: {

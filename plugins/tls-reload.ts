@@ -31,20 +31,39 @@ export function readTlsFilesSync (files: TlsFiles): { cert: Buffer, key: Buffer 
   return { cert, key }
 }
 
-/** Watches a certificate pair and swaps it into a running HTTPS server. Emits `reload` and `reload-error`. */
+/** A certificate chain and its key, as loaded. */
+export interface TlsPair {
+  readonly cert: Buffer
+  readonly key: Buffer
+}
+
+/** Watches a certificate pair and swaps it into running HTTPS servers. Emits `reload` and `reload-error`. */
 export class CertificateWatcher extends EventEmitter {
   #files: TlsFiles
-  readonly #server: Server
+  readonly #servers: Server[]
+  #pair: TlsPair
   readonly #log: TlsLogger
   #watcher: FSWatcher | undefined
   #timer: NodeJS.Timeout | undefined
   #closed = false
 
-  constructor (server: Server, files: TlsFiles, log: TlsLogger, readonly debounceMs = 50) {
+  /** `pair`: what `server` was started with (what a server attached later starts with too). */
+  constructor (server: Server, files: TlsFiles, pair: TlsPair, log: TlsLogger, readonly debounceMs = 50) {
     super()
-    this.#server = server
+    this.#servers = [server]
     this.#files = files
+    this.#pair = pair
     this.#log = log
+  }
+
+  /** The pair in force (to start another server with). */
+  get pair (): TlsPair {
+    return this.#pair
+  }
+
+  /** Keep another server (a second listening port) on the same certificate from now on. */
+  attach (server: Server): void {
+    this.#servers.push(server)
   }
 
   get files (): TlsFiles {
@@ -91,7 +110,8 @@ export class CertificateWatcher extends EventEmitter {
     try {
       const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)])
       createSecureContext({ cert, key })
-      this.#server.setSecureContext({ cert, key })
+      for (const server of this.#servers) server.setSecureContext({ cert, key })
+      this.#pair = { cert, key }
     } catch (err) {
       if (this.#closed) return
       const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message

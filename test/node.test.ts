@@ -21,7 +21,8 @@ t.test('admin/options returns the effective view of check --json and no password
     rows: [
       { section: '[storage]', auth: 'on', username: 'store', password: 'set (plaintext) from [storage]' },
       { section: '[notification]', username: 'admin', password: 'set (plaintext) from [server]' }
-    ]
+    ],
+    ports: { host: '127.0.0.1', listen: [8080], metricsPort: null, restrictions: [] }
   })
   t.ok(body.warnings.some((w: { message: string }) => w.message === '[dfm.spare] is not used: no service names it in _upstream'))
   t.ok(body.warnings.some((w: { message: string }) => /password in \[storage\] is plaintext/.test(w.message)))

@@ -89,8 +89,8 @@ t.test('service options starting with "_" are not unknown', async t => {
 })
 
 t.test('the listen address defaults to 127.0.0.1:8080', async t => {
-  t.same(parseOptions('').listen, { host: '127.0.0.1', port: 8080 })
-  t.same(parseOptions('[server]\nhost = 0.0.0.0\nport = 9000\n').listen, { host: '0.0.0.0', port: 9000 })
+  t.same(parseOptions('').listen, { host: '127.0.0.1', port: 8080, ports: [8080], metricsPort: null })
+  t.same(parseOptions('[server]\nhost = 0.0.0.0\nport = 9000\n').listen, { host: '0.0.0.0', port: 9000, ports: [9000], metricsPort: null })
 })
 
 t.test('the options hash changes with options but never depends on a secret value', async t => {

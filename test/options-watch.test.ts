@@ -115,7 +115,7 @@ t.test('a changed listen address is logged as needing a restart', async t => {
   const reloaded = h.nextReload()
   await writeFile(h.file, '[server]\nport = 9090\n')
   await reloaded
-  t.ok(h.logs.lines.some(l => l.msg?.includes('restart needed') && l.port === 9090))
+  t.ok(h.logs.lines.some(l => l.msg?.includes('restart needed') && (l.ports as number[] | undefined)?.[0] === 9090))
 })
 
 t.test('requests in flight during 20 reloads only ever see 200 or the expected 401', async t => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { loadOptionsText } from '../plugins/options-watch.js'
-import { describePolicy, formatPolicyTable, policyReport, unusedSectionWarnings } from '../plugins/policy-report.js'
+import { describePolicy, formatPolicyTable, formatPortsReport, policyReport, unusedSectionWarnings } from '../plugins/policy-report.js'
 import { cheapHashes } from './helpers/hashes.js'
 
 const report = (ini: string) => policyReport(loadOptionsText(ini, 'r.ini'))
@@ -51,4 +51,22 @@ t.test('the table lines up its columns under a header', async t => {
   const lines = formatPolicyTable(describePolicy(loadOptionsText('[server]\n'))).split('\n')
   t.match(lines[0], /^SECTION\s+ROUTES\s+REALM\s+REALM FROM\s+AUTH\s+USERNAME\s+USERNAME FROM\s+PASSWORD$/)
   t.equal(lines[1]!.indexOf('/genesys'), lines[0]!.indexOf('ROUTES'))
+})
+
+t.test('the report lists the listening ports and the port restrictions, most specific first', async t => {
+  const loaded = loadOptionsText('[server]\nport = 8080\nports = 8100-8101\nmetrics_port = 9100\n[port_restrictions]\n/genesys/1/* = 8080, 8100-8101\n/genesys/1/admin/* = 8100\n/genesys/1/node = 8101\n')
+  const { ports } = policyReport(loaded)
+  t.same(ports, {
+    host: '127.0.0.1',
+    listen: [8080, 8100, 8101],
+    metricsPort: 9100,
+    restrictions: [
+      { pattern: '/genesys/1/node', ports: '8101', line: 8 },
+      { pattern: '/genesys/1/admin/*', ports: '8100', line: 7 },
+      { pattern: '/genesys/1/*', ports: '8080, 8100-8101', line: 6 }
+    ]
+  })
+  t.equal(formatPortsReport(ports), 'listening on 127.0.0.1 ports 8080, 8100, 8101; /metrics only, without credentials, on 9100\n' +
+    '/genesys/1/node only on 8101\n/genesys/1/admin/* only on 8100\n/genesys/1/* only on 8080, 8100-8101')
+  t.equal(formatPortsReport(policyReport(loadOptionsText('[server]\n')).ports), 'listening on 127.0.0.1 port 8080\nno [port_restrictions]: every path on every port')
 })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { appOnText, basic, tempDir } from './helpers/app.js'
+import { freePort } from './helpers/redis.js'
 
 // The built CLI, as `npm start` and the `gms-gate` bin run it (npm test builds first).
 const CLI = fileURLToPath(new URL('../dist/server.js', import.meta.url))
@@ -121,6 +122,23 @@ t.test('serve listens on --port and --host and answers the GMS challenge', async
   const exited = once(child, 'exit')
   child.kill('SIGTERM')
   t.same(await exited, [0, null], 'SIGTERM closes the server and exits 0')
+})
+
+t.test('serve listens on --port instead of [server] port, and on the other ports and metrics_port', async t => {
+  const [other, metrics] = [await freePort(), await freePort()]
+  t.not(other, metrics)
+  const file = await configFile(t, `${EXAMPLE.replace('[server]\n', `[server]\nport = 8080\nports = ${other}\nmetrics_port = ${metrics}\n`)}`)
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', file, '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill() })
+  let out = ''
+  child.stdout.setEncoding('utf8')
+  while (!out.includes(`127.0.0.1:${metrics}`)) out += (await once(child.stdout, 'data') as [string])[0]
+  t.equal((out.match(/Server listening at/g) ?? []).length, 3)
+  t.equal((await fetch(`http://127.0.0.1:${other}/genesys/1/node`, { headers: { authorization: basic('default', 's3cret') } })).status, 200)
+  t.equal((await fetch(`http://127.0.0.1:${metrics}/metrics`)).status, 200)
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  t.same(await exited, [0, null])
 })
 
 t.test('the shipped config.ini is valid and protects at least one service', async t => {

@@ -6,6 +6,7 @@ import type { TLSSocket } from 'node:tls'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { appOnFile, appOnText, basic, tempDir } from './helpers/app.js'
+import { freePort } from './helpers/redis.js'
 
 /** A fresh self-signed certificate for 127.0.0.1 with the given common name. */
 function selfSigned (dir: string, name: string): { cert: string, key: string } {
@@ -106,4 +107,26 @@ t.test('without trust_proxy, X-Forwarded-Proto does not count as HTTPS', async t
 t.test('https_only over HTTPS lets credentials through', async t => {
   const { port, first } = await httpsApp(t, 'https_only = true\n')
   t.equal((await httpsGet(port, '/genesys/1/node', await readFile(first.cert), { authorization: basic('u', PW) })).status, 200)
+})
+
+t.test('every port of [server] ports serves HTTPS, and a renewed certificate reaches them all', async t => {
+  const dir = await tempDir(t)
+  const first = selfSigned(dir, 'first')
+  const [api, other] = [await freePort(), await freePort()]
+  t.not(api, other)
+  const h = await appOnFile(t, configFor(first.cert, first.key, `port = ${api}\nports = ${other}\n`))
+  await h.app.gmsListen({ host: '127.0.0.1' })
+  const ca = await readFile(first.cert)
+  const ok = await httpsGet(other, '/genesys/1/node', ca, { authorization: basic('u', PW) })
+  t.same(ok, { status: 200, cn: 'first' })
+  t.equal((await httpsGet(other, '/genesys/1/node', ca)).status, 401)
+
+  const second = selfSigned(join(dir, '..'), 'second')
+  const reloaded = once(h.app.gmsTls!, 'reload')
+  await rename(second.key, join(dir, 'first.key'))
+  await rename(second.cert, join(dir, 'first.crt'))
+  await reloaded
+  const renewed = await readFile(join(dir, 'first.crt'))
+  t.equal((await httpsGet(other, '/health', renewed)).cn, 'second')
+  t.equal((await httpsGet(api, '/health', renewed)).cn, 'second')
 })
