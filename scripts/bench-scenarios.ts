@@ -251,6 +251,18 @@ export const SCENARIOS: readonly Scenario[] = [
     prepare: ctx => checked(ctx, nodeRequest(GOOD), 200)
   },
   {
+    id: '4p',
+    kind: 'load',
+    title: 'gms-gate, plaintext secret, 8 [port_restrictions] patterns',
+    target: {
+      kind: 'gate',
+      // The target listens on a random port: the measured path is allowed on all of them, the others are prefixes it is checked against.
+      ini: () => `${serverSection(PASSWORD)}[port_restrictions]\n/genesys/1/node = 1-65535\n${
+        ['admin', 'storage', 'notification', 'service', 'resource', 'cluster', 'nodes'].map(p => `/genesys/1/${p}/* = 8100`).join('\n')}\n`
+    },
+    prepare: ctx => checked(ctx, nodeRequest(GOOD), 200)
+  },
+  {
     id: '5',
     kind: 'load',
     title: 'gms-gate, hashed secret, warm cache',
