@@ -97,19 +97,7 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   let loaded = initial
   if (opts.configPath !== undefined) {
     const w = new OptionsWatcher(opts.configPath, initial, { logger: fastify.log, debounceMs: opts.debounceMs })
-    w.on('reload', () => {
-      const before = loaded.security
-      loaded = w.current
-      const after = loaded.security
-      // These shape the server or its stores when it starts; a reload cannot change them.
-      for (const [name, changed] of [
-        ['trust_proxy', before.trustProxy !== after.trustProxy],
-        ['throttle_store', before.throttleStore !== after.throttleStore || (after.throttleStore === 'redis' && before.redisUrl !== after.redisUrl)],
-        ['tls_cert/tls_key', (before.tls === null) !== (after.tls === null)]
-      ] as const) {
-        if (changed) fastify.log.warn({ option: name }, `${name} changed in [server]: restart needed for it to apply`)
-      }
-    })
+    w.on('reload', () => { loaded = w.current })
     // Without file events (watch: false, or a filesystem without inotify) SIGHUP still reloads.
     if (opts.watch !== false) await w.start()
     watcher = w

@@ -12,6 +12,7 @@ import { compileServiceSettings, type ServiceSettings } from '../services/servic
 import { compileSecuritySettings, type SecuritySettings } from './security-settings.js'
 import { compileNotificationSettings, type NotificationSettings } from '../services/notification/settings.js'
 import { compilePortRules, type PortRules } from './port-restrictions.js'
+import { startOnlyChanges } from './start-only.js'
 
 /** Options and the policy compiled from them: what one request sees from start to end. */
 export interface LoadedOptions {
@@ -96,6 +97,8 @@ export interface OptionsWatcherSettings {
  */
 export class OptionsWatcher extends EventEmitter {
   readonly file: string
+  /** What the process started with: start-only options keep these values until a restart. */
+  readonly #start: LoadedOptions
   #current: LoadedOptions
   readonly #log: WatchLogger
   readonly #debounceMs: number
@@ -108,6 +111,7 @@ export class OptionsWatcher extends EventEmitter {
   constructor (file: string, initial: LoadedOptions, settings: OptionsWatcherSettings) {
     super()
     this.file = resolve(file)
+    this.#start = initial
     this.#current = initial
     this.#log = settings.logger
     this.#debounceMs = settings.debounceMs ?? 20
@@ -196,11 +200,8 @@ export class OptionsWatcher extends EventEmitter {
     const changed = changedSections(previous.options, next.options)
     logWarnings(this.#log, next.options)
     this.#log.info({ file: this.file, changed, hash: next.options.hash, trigger }, 'options reloaded')
-    const listen = next.options.listen
-    const before = previous.options.listen
-    if (listen.host !== before.host || listen.ports.join() !== before.ports.join() || listen.metricsPort !== before.metricsPort) {
-      this.#log.warn({ file: this.file, host: listen.host, ports: listen.ports, metricsPort: listen.metricsPort },
-        'listen address changed in [server] (host, port, ports or metrics_port): restart needed for it to apply')
+    for (const { option, effect } of startOnlyChanges(this.#start, previous, next)) {
+      this.#log.warn({ file: this.file, option }, `${option} changed: restart needed for it to apply; until then ${effect}`)
     }
     this.emit('reload', { loaded: next, changed, trigger } satisfies ReloadApplied)
   }

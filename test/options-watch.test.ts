@@ -115,7 +115,21 @@ t.test('a changed listen address is logged as needing a restart', async t => {
   const reloaded = h.nextReload()
   await writeFile(h.file, '[server]\nport = 9090\n')
   await reloaded
-  t.ok(h.logs.lines.some(l => l.msg?.includes('restart needed') && (l.ports as number[] | undefined)?.[0] === 9090))
+  t.ok(h.logs.lines.some(l => l.level === 40 && l.option === '[server] host, port, ports, metrics_port' && l.msg?.includes('restart needed')))
+})
+
+t.test('each start-only option changed by an edit is logged once as needing a restart, the others not', async t => {
+  const h = await appOnFile(t, '[server]\nport = 8080\n')
+  const restartLines = (): string[] => h.logs.lines.filter(l => l.msg?.includes('restart needed')).map(l => String(l.option))
+  let reloaded = h.nextReload()
+  await writeFile(h.file, '[server]\nport = 8080\ntrust_proxy = true\nthrottle_store = redis\n[notification]\nbackend = redis\nredis_url = redis://127.0.0.1:1/0\n[storage]\nbackend = redis\n')
+  await reloaded
+  t.same(restartLines().sort(), ['[notification] backend, redis_url', '[server] throttle_store, redis_url', '[server] trust_proxy', '[storage] backend, redis_url (for the Service API)'])
+  // Another edit elsewhere: the same differences are not reported again.
+  reloaded = h.nextReload()
+  await writeFile(h.file, '[server]\nport = 8080\nrealm = R\ntrust_proxy = true\nthrottle_store = redis\n[notification]\nbackend = redis\nredis_url = redis://127.0.0.1:1/0\n[storage]\nbackend = redis\n')
+  await reloaded
+  t.equal(restartLines().length, 4)
 })
 
 t.test('requests in flight during 20 reloads only ever see 200 or the expected 401', async t => {

@@ -130,3 +130,12 @@ t.test('every port of [server] ports serves HTTPS, and a renewed certificate rea
   t.equal((await httpsGet(other, '/health', renewed)).cn, 'second')
   t.equal((await httpsGet(api, '/health', renewed)).cn, 'second')
 })
+
+t.test('removing tls_cert and tls_key is logged as needing a restart, and HTTPS goes on', async t => {
+  const { port, first, file, nextReload, logs } = await httpsApp(t)
+  const reloaded = nextReload()
+  await writeFile(file, `[server]\nusername = u\npassword = ${PW}\nplaintext_passwords = allow\n`)
+  await reloaded
+  t.ok(logs.lines.some(l => l.option === '[server] tls_cert, tls_key (on or off)' && l.msg?.includes('restart needed')))
+  t.equal((await httpsGet(port, '/health', await readFile(first.cert))).status, 200)
+})

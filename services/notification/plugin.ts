@@ -132,12 +132,6 @@ async function notificationApi (fastify: FastifyInstance, opts: NotificationApiO
     delivery.close()
   })
   fastify.addHook('onClose', async () => { await store.close() })
-  fastify.gmsGate.watcher?.on('reload', () => {
-    const next = settingsNow()
-    if (next.backend !== startSettings.backend || next.redisUrl !== startSettings.redisUrl) {
-      log.warn({ backend: next.backend }, '[notification] backend or redis_url changed: restart needed for it to apply')
-    }
-  })
 
   await fastify.register(async function routes (api) {
     // JSON only, as GMS: checked after the gate, so an unauthenticated body is never looked at.

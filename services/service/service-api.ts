@@ -3,7 +3,6 @@
  * by one parametric route family, so sections added or removed while the server runs apply on the
  * next request. Builtins request-interaction and match-interaction; `_type = http` forwards upstream.
  */
-import type { ReloadApplied } from '../../plugins/options-watch.js'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import formbody from '@fastify/formbody'
@@ -47,12 +46,6 @@ async function openState (fastify: FastifyInstance): Promise<ServiceStateStore> 
 
 async function serviceApi (fastify: FastifyInstance, opts: ServiceApiOptions): Promise<void> {
   const state = opts.state ?? await openState(fastify)
-  const started = fastify.gmsGate.current().storage
-  fastify.gmsGate.watcher?.on('reload', ({ loaded }: ReloadApplied) => {
-    if (loaded.storage.backend !== started.backend || loaded.storage.redisUrl !== started.redisUrl) {
-      fastify.log.warn({ backend: loaded.storage.backend }, '[storage] backend or redis_url changed: the Service API keeps its reservations where it started until a restart')
-    }
-  })
   const storage = opts.storage ?? fastify.gmsStorage
   const forwarder = new Forwarder()
   fastify.gmsGate.setInstanceSectionLookup(serviceOfInstance)
