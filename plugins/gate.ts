@@ -161,13 +161,19 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
       counts.denied++
       return challenge(reply, policy)
     }
-    // The usual caller, unthrottled, with a header known good (canonical plaintext, or a cached hash): no promise.
-    if (!throttle.active() && policy.auth.verifier.matchesHeader(header)) {
-      counts.allowed++
-      request.gmsUser = policy.auth.username
-      return done()
-    }
     const auth = policy.auth
+    // A header known good (canonical plaintext, or a cached hash) is the usual caller.
+    if (auth.verifier.matchesHeader(header)) {
+      // Unthrottled: no promise at all.
+      if (!throttle.active()) {
+        counts.allowed++
+        request.gmsUser = auth.username
+        return done()
+      }
+      // It cannot count a failure, so it needs the peek but not a place behind this client's other checks.
+      peekKnownGood(request, reply, auth, counts).then(() => done(), done)
+      return
+    }
     oneAtATime(request.ip, () => verifySlowly(request, reply, policy, auth, header, counts)).then(passed => { if (passed) done() }, done)
   })
 
@@ -182,17 +188,20 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
     return result
   }
 
+  /** A known-good header while counters may be over a limit (Redis, or failures in the window): 429 if they are. */
+  async function peekKnownGood (request: FastifyRequest, reply: FastifyReply, auth: AuthOn, counts: SectionCounts): Promise<void> {
+    const status = await throttle.peek(request, auth.username)
+    if (status.throttled) refuseThrottled(reply, status.retryAfter, counts)
+    counts.allowed++
+    request.gmsUser = auth.username
+  }
+
   /** Parse, peek at the throttle, verify (a hash may be computed); false once the challenge is sent. */
   async function verifySlowly (request: FastifyRequest, reply: FastifyReply, policy: SectionPolicy, auth: AuthOn, header: string, counts: SectionCounts): Promise<boolean> {
     const credentials = parseBasicAuthorization(header)
     const username = credentials?.username ?? null
     const status = await throttle.peek(request, username)
-    if (status.throttled) {
-      // Counted, not logged: a line per refused request would let a brute force fill the disk; the throttle's start is logged once.
-      counts.throttled++
-      reply.header('retry-after', String(status.retryAfter))
-      throw new ThrottledError(status.retryAfter)
-    }
+    if (status.throttled) refuseThrottled(reply, status.retryAfter, counts)
     if (credentials !== null) {
       const result = auth.verifier.verify(credentials)
       const verdict = typeof result === 'string' ? result : await result
@@ -227,6 +236,13 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
       await watcher.close()
     })
   }
+}
+
+// Counted, not logged: a line per refused request would let a brute force fill the disk; the throttle's start is logged once.
+function refuseThrottled (reply: FastifyReply, retryAfter: number, counts: SectionCounts): never {
+  counts.throttled++
+  reply.header('retry-after', String(retryAfter))
+  throw new ThrottledError(retryAfter)
 }
 
 // One answer for every failure kind: nothing tells a caller which part was wrong.

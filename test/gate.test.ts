@@ -176,3 +176,20 @@ t.test('a valid header in another form than the canonical one still passes (sche
     t.equal((await app.inject({ url: '/genesys/1/node', headers: { authorization: header } })).statusCode, 200, header.slice(0, 8))
   }
 })
+
+t.test('while counters are active, a known-good header does not wait behind the same client\'s slow hash check', async t => {
+  const { scryptHash } = await import('./helpers/hashes.js')
+  // A costly hash (about 100 ms to verify) on [storage]; a plaintext password on [server].
+  const ini = `[server]\nusername = admin\npassword = adm1n-pw\nplaintext_passwords = allow\nmax_failures = 999\nmax_failures_per_ip = 999\n[storage]\nusername = store\npassword = ${scryptHash('st0re-pw', 15)}\n`
+  const { app } = await appOnText(t, ini)
+  // One failure in the window: the throttle is active, so every request peeks at the counters.
+  t.equal((await app.inject({ url: '/genesys/1/node', headers: { authorization: basic('admin', 'not-the-pw') } })).statusCode, 401)
+  let slowDone = false
+  const slow = app.inject({ url: '/genesys/1/storage/x', headers: { authorization: basic('store', 'not-the-pw') } }).then(res => { slowDone = true; return res })
+  // Let the slow check start first, so it holds this client's queue.
+  await new Promise(resolve => setImmediate(resolve))
+  const good = await app.inject({ url: '/genesys/1/node', headers: { authorization: basic('admin', 'adm1n-pw') } })
+  t.equal(good.statusCode, 200)
+  t.notOk(slowDone, 'answered while the hash check of the same client was still running')
+  t.equal((await slow).statusCode, 401)
+})
