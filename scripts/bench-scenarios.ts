@@ -263,6 +263,15 @@ export const SCENARIOS: readonly Scenario[] = [
     prepare: ctx => checked(ctx, nodeRequest(GOOD), 200)
   },
   {
+    id: '4r',
+    kind: 'load',
+    title: 'gms-gate, plaintext secret, failure counters in Redis',
+    // Shared counters: every authenticated request peeks at two counters in Redis (no fast path).
+    target: { kind: 'gate', ini: ctx => `${serverSection(PASSWORD)}throttle_store = redis\nredis_url = ${ctx.redisUrl!}\n` },
+    redis: true,
+    prepare: ctx => checked(ctx, nodeRequest(GOOD), 200)
+  },
+  {
     id: '5',
     kind: 'load',
     title: 'gms-gate, hashed secret, warm cache',
