@@ -43,7 +43,7 @@ interface Settings extends Scale {
 
 const USAGE = `usage: npm run bench -- [--quick] [--only 1,4,9] [--json FILE] [--markdown]
   --quick               2 s windows, smaller memory and reload runs (for development)
-  --only LIST           scenario ids (7 means 7g and 7p); the baseline (1) always runs
+  --only LIST           scenario ids (7 means 7g and 7p; 4 means 4 alone); the baseline (1) always runs
   --duration S          measured window per scenario (default 5, quick 2)
   --warmup S            warm-up before each window (default 1.5, quick 0.5)
   --connections N       autocannon connections (default 10)
@@ -107,7 +107,9 @@ function parseSettings (argv: string[]): Settings {
 /** `--only 7` selects 7g and 7p; `--only 10a` only 10a. The baseline always runs. */
 function selected (only: readonly string[] | null): Scenario[] {
   if (only === null) return [...SCENARIOS]
-  const wanted = (id: string): boolean => id === '1' || only.some(o => id === o || id.replace(/[a-z]+$/, '') === o)
+  // `7` names the group 7g, 7p (there is no scenario 7); `4` names scenario 4 alone, not 4p or 4r.
+  const exact = new Set(SCENARIOS.map(s => s.id))
+  const wanted = (id: string): boolean => id === '1' || only.some(o => id === o || (!exact.has(o) && id.replace(/[a-z]+$/, '') === o))
   return SCENARIOS.filter(s => wanted(s.id))
 }
 
