@@ -12,7 +12,7 @@ import { compileOptions, loadOptionsFile, loadOptionsText, type LoadedOptions } 
 import { CertificateWatcher, readTlsFilesSync } from './plugins/tls-reload.js'
 import { generatePassword, hashPassword } from './plugins/secrets.js'
 import { formatPolicyTable, formatPortsReport, policyReport } from './plugins/policy-report.js'
-import { diffPolicy, formatPolicyDiff } from './plugins/policy-diff.js'
+import { diffPolicy, formatPolicyDiff, policyDiffReport } from './plugins/policy-diff.js'
 import nodeApi from './services/node.js'
 import storageApi, { type StorageApiOptions } from './services/storage/storage-api.js'
 import serviceApi from './services/service/service-api.js'
@@ -106,7 +106,7 @@ export async function buildServer (opts: BuildServerOptions): Promise<FastifyIns
 
 const USAGE = `usage: gms-gate [serve] [--config FILE] [--port N] [--host H]   (--port replaces [server] port, else the first of ports)
        gms-gate check [--config FILE] [--json]
-       gms-gate diff OLD NEW                                       (exit 0: no access change, 1: some, 2: invalid file)
+       gms-gate diff OLD NEW [--json]                              (exit 0: no access change, 1: some, 2: invalid file)
        gms-gate hash-password [--algorithm argon2id|scrypt|bcrypt]   (password from stdin or a prompt)
        gms-gate generate-password [--algorithm argon2id|scrypt|bcrypt]`
 
@@ -170,25 +170,32 @@ async function check (config: string, json: boolean): Promise<number> {
   return 0
 }
 
-/** `diff OLD NEW`: who gains or loses access; exit 0 when nobody does, 1 when someone does, 2 on an invalid file. */
-async function diff (files: string[]): Promise<number> {
+/**
+ * `diff OLD NEW`: who gains or loses access; exit 0 when nobody does, 1 when someone does, 2 on an
+ * invalid file. `--json` prints `{old, new, accessChanged, changes}`, or `{"error": {file, line, reason, which}}`.
+ */
+async function diff (files: string[], json: boolean): Promise<number> {
   if (files.length !== 2) {
     process.stderr.write(`gms-gate: diff takes two options files, OLD and NEW\n${USAGE}\n`)
     return 64
   }
   const loaded: LoadedOptions[] = []
   for (const [i, file] of files.entries()) {
+    const which = i === 0 ? 'OLD' : 'NEW'
     try {
       loaded.push(await loadOptionsFile(file))
     } catch (err) {
       if (!(err instanceof OptionsError)) throw err
-      process.stderr.write(`gms-gate: invalid ${i === 0 ? 'OLD' : 'NEW'} options: ${err.message}\n`)
+      if (json) process.stdout.write(`${JSON.stringify({ error: { file: err.file, line: err.line, reason: err.reason, which } })}\n`)
+      else process.stderr.write(`gms-gate: invalid ${which} options: ${err.message}\n`)
       return 2
     }
   }
   const changes = diffPolicy(loaded[0]!, loaded[1]!)
-  process.stdout.write(`${formatPolicyDiff(changes)}\n`)
-  return changes.some(c => c.access) ? 1 : 0
+  const report = policyDiffReport(changes)
+  if (json) process.stdout.write(`${JSON.stringify({ old: files[0], new: files[1], ...report }, null, 2)}\n`)
+  else process.stdout.write(`${formatPolicyDiff(changes)}\n`)
+  return report.accessChanged ? 1 : 0
 }
 
 /** Run the command line; resolves to the exit code (serve resolves once listening). */
@@ -250,7 +257,7 @@ export async function main (argv: string[]): Promise<number> {
   }
   try {
     if (command === 'check') return await check(config, values.json === true)
-    if (command === 'diff') return await diff(positionals.slice(1))
+    if (command === 'diff') return await diff(positionals.slice(1), values.json === true)
     if (command !== 'serve') {
       process.stderr.write(`gms-gate: unknown command "${command}"\n${USAGE}\n`)
       return 64

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Registry } from 'prom-client'
 import { verifyCache } from './verify-cache.js'
-import { MemoryStore } from '../services/storage/memory-store.js'
+import { REDIS_COMMAND_TIMEOUT_MS } from '../services/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,6 +17,22 @@ declare module 'fastify' {
 }
 
 const OUTCOMES = ['allowed', 'denied', 'throttled', 'open'] as const
+
+/** `count` settled within `ms`: its value, or the reason it has none (the backend failed or was too slow). */
+async function countWithin (count: Promise<number>, ms: number): Promise<{ value: number } | { failure: string }> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<{ failure: string }>(resolve => {
+    timer = setTimeout(() => resolve({ failure: `no answer within ${ms} ms` }), ms)
+  })
+  try {
+    return await Promise.race([
+      count.then(value => ({ value }), (err: unknown) => ({ failure: err instanceof Error ? err.message : 'failed' })),
+      late
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
   const registry = new Registry()
@@ -84,32 +100,51 @@ async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
   })
   gate.watcher?.on('reload-error', () => reloads.inc({ result: 'rejected' }))
 
+  // A backend that fails or hangs at scrape time costs its gauge's sample, never the scrape: an absent
+  // sample reads as "unknown" in Prometheus, where a kept last value would pass stale data as fresh.
+  const log = fastify.log.child({ plugin: 'metrics' })
+  const failing = new Set<string>()
+  async function liveCount (metric: string, count: () => Promise<number>): Promise<number | undefined> {
+    const outcome = await countWithin(count(), REDIS_COMMAND_TIMEOUT_MS)
+    if ('value' in outcome) {
+      failing.delete(metric)
+      return outcome.value
+    }
+    // Once per outage, as the Redis client logs it; the reason is our own message, never a URL or an option.
+    if (!failing.has(metric)) log.warn({ metric, reason: outcome.failure }, 'metric sample omitted: its backend did not answer')
+    failing.add(metric)
+    return undefined
+  }
+
   if (fastify.hasDecorator('gmsStorage')) {
     registry.registerMetric(new Gauge({
       name: 'gms_storage_ids',
-      help: 'Storage ids held by the memory backend (expired ones not yet swept included); absent with Redis',
+      help: 'Live storage ids: held by this instance (backend="memory"), or by the Redis every instance on it shares ' +
+        '(backend="redis": cluster-wide, do not sum across instances); absent when the backend does not answer',
       labelNames: ['backend'],
       registers: [],
-      collect () {
-        this.reset()
+      async collect () {
         const store = fastify.gmsStorage.store()
-        if (store instanceof MemoryStore) this.set({ backend: 'memory' }, store.usage.entries)
+        const count = await liveCount('gms_storage_ids', () => store.countLive())
+        this.reset()
+        if (count !== undefined) this.set({ backend: store.backend }, count)
       }
     }))
   }
   if (fastify.hasDecorator('gmsNotification')) {
     const notification = fastify.gmsNotification
-    // The backend is fixed at start; with Redis a count would cost a scan, so there is none.
-    if (notification.subscriptionCount() !== null) {
-      registry.registerMetric(new Gauge({
-        name: 'gms_notification_subscriptions',
-        help: 'Subscriptions held by the memory backend (expired ones not yet swept included)',
-        registers: [],
-        collect () {
-          this.set(notification.subscriptionCount() ?? 0)
-        }
-      }))
-    }
+    registry.registerMetric(new Gauge({
+      name: 'gms_notification_subscriptions',
+      help: 'Live subscriptions: held by this instance (backend="memory"), or by the Redis every instance on it shares ' +
+        '(backend="redis": cluster-wide, do not sum across instances); absent when the backend does not answer',
+      labelNames: ['backend'],
+      registers: [],
+      async collect () {
+        const count = await liveCount('gms_notification_subscriptions', () => notification.subscriptionCount())
+        this.reset()
+        if (count !== undefined) this.set({ backend: notification.backend }, count)
+      }
+    }))
     registry.registerMetric(new Counter({
       name: 'gms_notification_delivery_attempts_total',
       help: 'Callback requests sent by this instance (each retry counts)',

@@ -1,7 +1,12 @@
 import { writeFile } from 'node:fs/promises'
+import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
 import t from 'tap'
+import { KEY_PREFIX as NOTIFICATION_PREFIX } from '../services/notification/redis-store.js'
+import { KEY_PREFIX as STORAGE_PREFIX } from '../services/storage/redis-store.js'
 import { appOnFile, appOnText, basic } from './helpers/app.js'
 import { scryptHash } from './helpers/hashes.js'
+import { hasRedisServer, NO_REDIS_REASON, startRedis, untilExpired, type RedisProcess } from './helpers/redis.js'
 
 const SECRET = 'metrics-s3cret'
 const OTHER_SECRET = 'metrics-other-s3cret'
@@ -54,7 +59,7 @@ t.test('/metrics shows the options hash, storage ids, subscriptions and deliveri
   const body = (await app.inject({ url: '/metrics', headers: ops })).body
   t.equal(sample(body, `gms_gate_options_info{hash="${app.gmsGate.current().options.hash}"}`), 1)
   t.equal(sample(body, 'gms_storage_ids{backend="memory"}'), 1)
-  t.equal(sample(body, 'gms_notification_subscriptions'), 0)
+  t.equal(sample(body, 'gms_notification_subscriptions{backend="memory"}'), 0)
   t.equal(sample(body, 'gms_notification_delivery_attempts_total'), 0)
   t.equal(sample(body, 'gms_notification_delivery_failures_total'), 0)
 })
@@ -112,4 +117,86 @@ t.test('a denial and the start of a throttle are audit lines without the passwor
   // The throttle now refuses this username too: read the registry directly.
   const body = await app.gmsMetrics.metrics()
   t.equal(sample(body, 'gms_gate_requests_total{section="server",outcome="throttled"}'), 1)
+})
+
+t.test('with the Redis backends', { skip: hasRedisServer ? false : NO_REDIS_REASON }, async t => {
+  const onRedis = (redis: RedisProcess): string =>
+    `${INI}[storage]\nbackend = redis\nredis_url = ${redis.url}\n[notification]\nbackend = redis\nredis_url = ${redis.url}\n`
+  const scrape = (app: FastifyInstance) => app.inject({ url: '/metrics', headers: ops })
+  const JSON_AUTH = { ...ops, 'content-type': 'application/json' }
+  const store = async (app: FastifyInstance, ttl: number): Promise<string> =>
+    (await app.inject({ method: 'POST', url: `/genesys/1/storage/${ttl}`, headers: JSON_AUTH, payload: '{"k":"v"}' })).json().id
+  const subscribe = async (app: FastifyInstance, expire: number): Promise<string> =>
+    (await app.inject({ method: 'POST', url: '/genesys/1/notification/subscription', headers: JSON_AUTH, payload: JSON.stringify({ subscriberId: 's', filter: 'x', expire, notificationDetails: { type: 'sse' } }) })).json().id
+
+  t.test('/metrics counts storage ids and subscriptions in Redis, cluster-wide, with backend="redis"', async t => {
+    const redis = await startRedis()
+    t.teardown(() => redis.kill())
+    const probe = new Redis(redis.url, { maxRetriesPerRequest: 0 })
+    t.teardown(() => probe.disconnect())
+    const a = (await appOnText(t, onRedis(redis))).app
+    const b = (await appOnText(t, onRedis(redis))).app
+    const counts = async (app: FastifyInstance): Promise<[number | undefined, number | undefined]> => {
+      const res = await scrape(app)
+      t.equal(res.statusCode, 200)
+      return [sample(res.body, 'gms_storage_ids{backend="redis"}'), sample(res.body, 'gms_notification_subscriptions{backend="redis"}')]
+    }
+    t.same(await counts(b), [0, 0])
+    const kept = await store(a, 60)
+    const short = await store(a, 0.3)
+    const sub = await subscribe(a, 60)
+    const shortSub = await subscribe(a, 1)
+    t.same(await counts(b), [2, 2], 'made on A, counted on B')
+    t.equal((await b.inject({ method: 'DELETE', url: `/genesys/1/storage/${kept}`, headers: ops })).statusCode, 200)
+    t.equal((await b.inject({ method: 'DELETE', url: `/genesys/1/notification/subscription/${sub}`, headers: ops })).statusCode, 204)
+    t.same(await counts(a), [1, 1], 'deleted on B, gone on A')
+    await untilExpired(probe, STORAGE_PREFIX + short)
+    await untilExpired(probe, `${NOTIFICATION_PREFIX}sub:${shortSub}`)
+    t.same(await counts(a), [0, 0], 'expired')
+    const body = (await scrape(a)).body
+    t.match(body, /# HELP gms_storage_ids .*cluster-wide/)
+    t.match(body, /# HELP gms_notification_subscriptions .*cluster-wide/)
+  })
+
+  t.test('a scrape with Redis stopped answers 200 without the Redis gauges, and says why once', async t => {
+    const redis = await startRedis()
+    t.teardown(() => redis.kill())
+    const { app, logs } = await appOnText(t, onRedis(redis))
+    await store(app, 60)
+    t.equal(sample((await scrape(app)).body, 'gms_storage_ids{backend="redis"}'), 1)
+    await redis.kill()
+    for (let i = 0; i < 2; i++) {
+      const res = await scrape(app)
+      t.equal(res.statusCode, 200)
+      t.equal(sample(res.body, 'gms_storage_ids{backend="redis"}'), undefined)
+      t.equal(sample(res.body, 'gms_notification_subscriptions{backend="redis"}'), undefined)
+      t.ok(sample(res.body, 'gms_gate_requests_total{section="server",outcome="allowed"}')! > 0, 'the other metrics are there')
+    }
+    const omitted = logs.lines.filter(l => l.msg === 'metric sample omitted: its backend did not answer')
+    t.same(omitted.map(l => l.metric).sort(), ['gms_notification_subscriptions', 'gms_storage_ids'], 'once per gauge and outage')
+    t.notOk(logs.contains(SECRET), 'no password in any log line')
+  })
+
+  t.test('a scrape with Redis frozen answers within the command timeout', async t => {
+    const redis = await startRedis()
+    t.teardown(() => redis.kill())
+    const probe = new Redis(redis.url, { maxRetriesPerRequest: 0 })
+    const pid = Number(/process_id:(\d+)/.exec(await probe.info('server'))![1])
+    probe.disconnect()
+    const { app } = await appOnText(t, onRedis(redis))
+    await store(app, 60)
+    t.equal(sample((await scrape(app)).body, 'gms_storage_ids{backend="redis"}'), 1)
+    process.kill(pid, 'SIGSTOP')
+    let frozen = true
+    const thaw = (): void => { if (frozen) process.kill(pid, 'SIGCONT'); frozen = false }
+    t.teardown(thaw)
+    const started = Date.now()
+    const res = await scrape(app)
+    const elapsed = Date.now() - started
+    thaw()
+    t.equal(res.statusCode, 200)
+    t.equal(sample(res.body, 'gms_storage_ids{backend="redis"}'), undefined)
+    // 1 s command timeout, both gauges at once; slack for a loaded machine.
+    t.ok(elapsed < 2500, `answered in ${elapsed} ms`)
+  })
 })

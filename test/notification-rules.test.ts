@@ -102,6 +102,20 @@ t.test('the memory store forgets a subscription once its time is up', async t =>
   t.ok(await store.add({ subscriberId: 's', filter: 'a', type: 'sse', expire: 10 }, 1), 'the expired one no longer counts against the limit')
 })
 
+t.test('the memory store counts live subscriptions only, dropping the expired ones first', async t => {
+  let now = 1_000_000
+  const store = new MemorySubscriptionStore(() => now)
+  t.teardown(() => store.close())
+  t.equal(await store.countLive(), 0)
+  await store.add({ subscriberId: 's', filter: 'a', type: 'sse', expire: 1 }, 10)
+  const kept = (await store.add({ subscriberId: 's', filter: 'a.*', type: 'sse', expire: 10 }, 10))!
+  t.equal(await store.countLive(), 2)
+  now += 1000
+  t.equal(await store.countLive(), 1)
+  await store.delete(kept.id)
+  t.equal(await store.countLive(), 0)
+})
+
 t.test('a reloaded [notification] applies to the next request, and a bad value keeps the last good one', async t => {
   const h = await appOnFile(t, '[notification]\nmax_subscriptions = 1\n')
   const subscribe = () => h.app.inject({ method: 'POST', url: '/genesys/1/notification/subscription', headers: { 'content-type': 'application/json' }, payload: '{"subscriberId":"s","filter":"x","notificationDetails":{"type":"sse"}}' })

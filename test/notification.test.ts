@@ -6,7 +6,8 @@ import type { DeadLettered, Delivered } from '../services/notification/delivery.
 import type { Dispatched } from '../services/notification/plugin.js'
 import { appOnText, basic, type LogCapture } from './helpers/app.js'
 import { startReceiver } from './helpers/receiver.js'
-import { hasRedisServer, NO_REDIS_REASON, startRedis, type RedisProcess } from './helpers/redis.js'
+import { KEY_PREFIX } from '../services/notification/redis-store.js'
+import { hasRedisServer, NO_REDIS_REASON, startRedis, untilExpired, type RedisProcess } from './helpers/redis.js'
 import { openStream } from './helpers/sse.js'
 
 const API = '/genesys/1/notification'
@@ -109,6 +110,26 @@ function suite (backend: 'memory' | 'redis'): void {
       }
       t.equal(status, 404)
       t.equal((await post(app, '/publish', { tag: 'x', message: 'm' })).json().matched, 0)
+    })
+
+    t.test('subscriptionCount goes up on subscribe, down on unsubscribe and on expiry', async t => {
+      const { app } = await harness(t)
+      const count = () => app.gmsNotification.subscriptionCount()
+      t.equal(await count(), 0)
+      const short = await subscribe(app, httpcb('http://127.0.0.1:1/cb', 'x', { expire: 1 }))
+      const wild = await subscribe(app, { filter: 'ors.*', notificationDetails: { type: 'sse' } })
+      await subscribe(app, httpcb('http://127.0.0.1:1/cb', 'y'))
+      t.equal(await count(), 3)
+      t.equal((await app.inject({ method: 'DELETE', url: `${API}/subscription/${wild}` })).statusCode, 204)
+      t.equal(await count(), 2)
+      if (backend === 'redis') {
+        await untilExpired(flusher!, `${KEY_PREFIX}sub:${short}`)
+      } else {
+        // Nothing announces a memory expiry: wait out the time left.
+        const expiresAt = Date.parse((await app.inject({ url: `${API}/subscription/${short}` })).json().expiresAt)
+        await new Promise(resolve => setTimeout(resolve, expiresAt - Date.now() + 5))
+      }
+      t.equal(await count(), 1)
     })
 
     t.test('publish answers how many subscriptions the tag matched: exact, prefix and *', async t => {

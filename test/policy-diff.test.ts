@@ -1,6 +1,6 @@
 import t from 'tap'
 import { loadOptionsText } from '../plugins/options-watch.js'
-import { diffPolicy, formatPolicyDiff } from '../plugins/policy-diff.js'
+import { diffPolicy, formatPolicyDiff, policyDiffReport } from '../plugins/policy-diff.js'
 import { cheapHashes } from './helpers/hashes.js'
 
 const diff = (before: string, after: string) => diffPolicy(loadOptionsText(before), loadOptionsText(after))
@@ -60,4 +60,35 @@ t.test('service sections added and removed', async t => {
   const changes = diff(`[service.old]\n${SERVICE}`, `[service.new]\nusername = u\npassword = secret-one\n${SERVICE}`)
   t.same(changes.map(c => [c.section, c.kind, c.access]), [['[service.new]', 'added', true], ['[service.old]', 'removed', true]])
   t.match(changes[0]!.message, 'only "u" may pass')
+})
+
+t.test('each change says who gains and who loses access', async t => {
+  const who = (before: string, after: string) => diff(before, after).filter(c => c.access).map(c => [c.section, c.kind, c.gains, c.loses])
+  t.same(who('[storage]\nusername = u\n', '[storage]\nusername = u\npassword = secret-one\n'), [['[storage]', 'auth-on', [], [{ anyone: true }]]])
+  t.same(who('[storage]\nusername = u\npassword = secret-one\n', '[storage]\nusername = u\n'), [['[storage]', 'auth-off', [{ anyone: true }], []]])
+  t.same(who('[storage]\nusername = a\npassword = secret-one\n', '[storage]\nusername = b\npassword = secret-one\n'),
+    [['[storage]', 'username', [{ username: 'b' }], [{ username: 'a' }]]])
+  t.same(who('[storage]\nusername = a\npassword = secret-one\n', '[storage]\nusername = a\npassword = secret-two\n'),
+    [['[storage]', 'password', [{ username: 'a', password: 'new' }], [{ username: 'a', password: 'old' }]]])
+  t.same(who(`[service.old]\n${SERVICE}`, `[service.new]\nusername = u\npassword = secret-one\n${SERVICE}`), [
+    ['[service.new]', 'added', [{ username: 'u' }], []],
+    ['[service.old]', 'removed', [], [{ anyone: true }]]
+  ])
+})
+
+t.test('a change shows the section before and after with the password kind, never its value', async t => {
+  const { scrypt } = await cheapHashes('secret-one')
+  const [change] = diff('[storage]\nusername = a\npassword = secret-one\n', `[storage]\nusername = a\npassword = ${scrypt}\nrealm = R\n`)
+  t.same(change!.before, { auth: true, username: 'a', passwordKind: 'plaintext', realm: 'Genesys Application Configuration Needed' })
+  t.same(change!.after, { auth: true, username: 'a', passwordKind: 'scrypt', realm: 'R' })
+  const json = JSON.stringify(policyDiffReport(diff('[storage]\nusername = a\npassword = secret-one\n', `[storage]\nusername = a\npassword = ${scrypt}\n`)))
+  t.notMatch(json, 'secret-one')
+  t.notMatch(json, scrypt)
+})
+
+t.test('the report says whether some access changed: a realm change alone does not', async t => {
+  t.same(policyDiffReport([]), { accessChanged: false, changes: [] })
+  const realm = diff('[server]\nrealm = A\n', '[server]\nrealm = B\n')
+  t.equal(policyDiffReport(realm).accessChanged, false)
+  t.equal(policyDiffReport(diff('[server]\nusername = u\n', '[server]\nusername = u\npassword = secret-one\n')).accessChanged, true)
 })

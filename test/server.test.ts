@@ -91,6 +91,69 @@ t.test('diff exits 2 naming the invalid file', async t => {
   t.match(res.stderr, `invalid NEW options: ${bad}:2: port in [server]`)
 })
 
+t.test('diff --json exits 1 and gives each change its section, before and after, and who gains or loses, never a password', async t => {
+  const before = await configFile(t, EXAMPLE)
+  const after = await configFile(t, EXAMPLE.replace('[storage]\nusername = store\n', '[storage]\nusername = keeper\n'))
+  const res = run('diff', before, after, '--json')
+  t.equal(res.status, 1, res.stderr)
+  t.equal(res.stderr, '')
+  const report = JSON.parse(res.stdout)
+  t.match(report, { old: before, new: after, accessChanged: true })
+  t.same(report.changes, [{
+    section: '[storage]',
+    kind: 'username',
+    access: true,
+    before: { auth: true, username: 'store', passwordKind: 'plaintext', realm: 'Genesys Application Configuration Needed' },
+    after: { auth: true, username: 'keeper', passwordKind: 'plaintext', realm: 'Genesys Application Configuration Needed' },
+    gains: [{ username: 'keeper' }],
+    loses: [{ username: 'store' }],
+    message: 'username changed: "store" loses access, "keeper" gains it'
+  }])
+  t.notMatch(res.stdout, /s3cret/)
+})
+
+t.test('diff --json on a password change names it and prints neither value', async t => {
+  const before = await configFile(t, EXAMPLE)
+  const after = await configFile(t, EXAMPLE.replace('password = s3cret', 'password = n3wsecret'))
+  const res = run('diff', before, after, '--json')
+  t.equal(res.status, 1, res.stderr)
+  const report = JSON.parse(res.stdout)
+  t.same(report.changes.map((c: { section: string, kind: string }) => `${c.section} ${c.kind}`), ['[server] password', '[storage] password', '[notification] password'])
+  t.match(report.changes[1], { loses: [{ username: 'store', password: 'old' }], gains: [{ username: 'store', password: 'new' }] })
+  t.notMatch(res.stdout, /s3cret|n3wsecret/)
+})
+
+t.test('diff --json exits 0 with accessChanged false when only a realm changes', async t => {
+  const before = await configFile(t, EXAMPLE)
+  const after = await configFile(t, EXAMPLE.replace('[storage]\n', '[storage]\nrealm = Store\n'))
+  const res = run('diff', before, after, '--json')
+  t.equal(res.status, 0, res.stderr)
+  const report = JSON.parse(res.stdout)
+  t.equal(report.accessChanged, false)
+  t.match(report.changes, [{ section: '[storage]', kind: 'realm', access: false, gains: [], loses: [] }])
+})
+
+t.test('diff --json with nothing changed prints no changes and exits 0', async t => {
+  const file = await configFile(t, EXAMPLE)
+  const res = run('diff', file, file, '--json')
+  t.equal(res.status, 0, res.stderr)
+  t.same(JSON.parse(res.stdout), { old: file, new: file, accessChanged: false, changes: [] })
+})
+
+t.test('diff --json on an invalid file prints a JSON error naming OLD or NEW on stdout and exits 2', async t => {
+  const good = await configFile(t, EXAMPLE)
+  const bad = await configFile(t, '[server]\npassword = s3cret\n')
+  for (const [args, which] of [[[bad, good], 'OLD'], [[good, bad], 'NEW']] as const) {
+    const res = run('diff', ...args, '--json')
+    t.equal(res.status, 2)
+    t.equal(res.stderr, '', 'nothing on stderr')
+    const { error } = JSON.parse(res.stdout)
+    t.same(Object.keys(error).sort(), ['file', 'line', 'reason', 'which'])
+    t.match(error, { file: bad, line: 2, reason: /has a password/, which })
+    t.notMatch(res.stdout, /s3cret/)
+  }
+})
+
 t.test('serve exits 2 on an invalid file, before listening', async t => {
   const file = await configFile(t, '[server]\nport = nope\n')
   const res = run('serve', '--config', file)

@@ -45,6 +45,22 @@ t.test('the sweep drops the expired ids nobody reads, and their bytes', async t 
   t.not(await store.getAll(kept), null)
 })
 
+t.test('countLive counts live ids only, dropping the expired ones first', async t => {
+  const { store, clock } = storeAt(t)
+  t.equal(await store.countLive(), 0)
+  await store.create({ a: text('1') }, 1)
+  const kept = await store.create({ a: text('1'), b: text('2') }, 10)
+  t.equal(await store.countLive(), 2)
+  clock.now += 1000
+  t.equal(store.usage.entries, 2, 'not swept yet')
+  t.equal(await store.countLive(), 1)
+  t.equal(store.usage.entries, 1, 'swept by the count')
+  await store.deleteKey(kept, 'a')
+  t.equal(await store.countLive(), 1)
+  await store.deleteKey(kept, 'b')
+  t.equal(await store.countLive(), 0, 'its last key gone, the id is gone')
+})
+
 t.test('the sweep runs on its own every sweepIntervalMs', async t => {
   const { store, clock } = storeAt(t, { sweepIntervalMs: 10 })
   await store.create({ a: text('1') }, 1)

@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { createRedisClient } from '../services/redis-client.js'
-import { decodeValue, encodeValue, KEY_PREFIX, RedisStore } from '../services/storage/redis-store.js'
-import type { StoredValue } from '../services/storage/store.js'
-import { hasRedisServer, NO_REDIS_REASON, startRedis } from './helpers/redis.js'
+import { decodeValue, encodeValue, INDEX_KEY, KEY_PREFIX, RedisStore } from '../services/storage/redis-store.js'
+import { newStorageId, type StoredValue } from '../services/storage/store.js'
+import { hasRedisServer, NO_REDIS_REASON, startRedis, untilExpired } from './helpers/redis.js'
 
 const quiet = { warn () {}, info () {} }
 const text = (value: string): StoredValue => ({ type: 'text', value })
@@ -82,5 +82,72 @@ t.test('against a redis-server', { skip: hasRedisServer ? false : NO_REDIS_REASO
     await store.create({ a: text('1') }, 60)
     await store.close()
     await t.rejects(store.getAll('x'), { statusCode: 503, code: 'GMS_GATE_BACKEND_UNAVAILABLE' })
+    await t.rejects(store.countLive(), { statusCode: 503, code: 'GMS_GATE_BACKEND_UNAVAILABLE' })
+  })
+
+  t.test('the index key is outside the prefix of the ids, so no id can name it', async t => {
+    t.notOk(INDEX_KEY.startsWith(KEY_PREFIX))
+    t.notOk((KEY_PREFIX + newStorageId()).startsWith(INDEX_KEY))
+  })
+
+  t.test('countLive counts ids up on create, down on delete of the id and of its last key', async t => {
+    await probe.flushall()
+    const store = open()
+    t.equal(await store.countLive(), 0)
+    const one = await store.create({ a: text('1') }, 60)
+    const two = await store.create({ a: text('1'), b: text('2') }, 60)
+    await store.create({}, 60)
+    t.equal(await store.countLive(), 2, 'an id created without keys does not exist')
+    t.equal(await store.update(two, { c: text('3') }, 60), true)
+    t.equal(await store.countLive(), 2, 'an update adds no id')
+    t.equal(await store.delete(one), true)
+    t.equal(await store.countLive(), 1)
+    t.equal(await store.delete(one), false)
+    t.equal(await store.deleteKey(two, 'a'), true)
+    t.equal(await store.deleteKey(two, 'nope'), false)
+    t.equal(await store.countLive(), 1, 'a key left: the id lives')
+    t.equal(await store.deleteKey(two, 'b'), true)
+    t.equal(await store.deleteKey(two, 'c'), true)
+    t.equal(await store.countLive(), 0, 'its last key gone, the id is gone')
+    t.equal(await probe.zcard(INDEX_KEY), 0)
+  })
+
+  t.test('an expired id leaves the count and the index', async t => {
+    await probe.flushall()
+    const store = open()
+    const short = await store.create({ a: text('1') }, 0.2)
+    await store.create({ a: text('1') }, 60)
+    t.equal(await store.countLive(), 2)
+    await untilExpired(probe, KEY_PREFIX + short)
+    t.equal(await store.countLive(), 1)
+    t.equal(await probe.zscore(INDEX_KEY, short), null)
+  })
+
+  t.test('the index scores an id by its expiry, and an update moves it with the ttl', async t => {
+    await probe.flushall()
+    const store = open()
+    const id = await store.create({ a: text('1') }, 0.2)
+    const near = (score: string | null, ttlMs: number): boolean => Math.abs(Number(score) - (Date.now() + ttlMs)) < 1000
+    t.ok(near(await probe.zscore(INDEX_KEY, id), 200), 'scored at its expiry')
+    t.equal(await store.update(id, { b: text('2') }, 3600), true)
+    t.ok(near(await probe.zscore(INDEX_KEY, id), 3_600_000), 'moved with the new ttl')
+    t.ok(await probe.pttl(KEY_PREFIX + id) > 3_000_000, 'and the hash with it')
+  })
+
+  t.test('an update of an unknown id adds nothing to the index', async t => {
+    await probe.flushall()
+    const store = open()
+    t.equal(await store.update(newStorageId(), { a: text('1') }, 60), false)
+    t.equal(await probe.zcard(INDEX_KEY), 0)
+  })
+
+  t.test('a create drops expired index entries, so the index stays small when nobody counts', async t => {
+    await probe.flushall()
+    const store = open()
+    const gone = [await store.create({ a: text('1') }, 0.1), await store.create({ a: text('1') }, 0.1)]
+    for (const id of gone) await untilExpired(probe, KEY_PREFIX + id)
+    t.equal(await probe.zcard(INDEX_KEY), 2, 'expired entries stay until something drops them')
+    const kept = await store.create({ a: text('1') }, 60)
+    t.same(await probe.zrange(INDEX_KEY, '0', '-1'), [kept])
   })
 })

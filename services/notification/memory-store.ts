@@ -23,11 +23,6 @@ export class MemorySubscriptionStore implements SubscriptionStore {
     this.#sweep = setInterval(() => this.#sweepExpired(), SWEEP_MS).unref()
   }
 
-  /** Subscriptions held (expired ones not yet swept included): cheap, for metrics. */
-  get size (): number {
-    return this.#byId.size
-  }
-
   async add (request: SubscriptionRequest, max: number): Promise<Subscription | null> {
     if (this.#byId.size >= max) this.#sweepExpired()
     if (this.#byId.size >= max) return null
@@ -71,6 +66,12 @@ export class MemorySubscriptionStore implements SubscriptionStore {
       if (sub.expiresAt > now && matchesFilter(sub.filter, tag)) found.push(sub)
     }
     return found
+  }
+
+  /** Sweeps first (a pass over every subscription, as the periodic sweep does), so the count holds no expired one. */
+  async countLive (): Promise<number> {
+    this.#sweepExpired()
+    return this.#byId.size
   }
 
   async close (): Promise<void> {

@@ -36,8 +36,11 @@ export interface NotificationHandle {
   readonly events: EventEmitter
   readonly delivery: CallbackDelivery
   readonly streams: StreamHub
-  /** Subscriptions held by the memory backend; null with Redis (counting there costs a scan). */
-  subscriptionCount (): number | null
+  /**
+   * Live subscriptions: this instance's with memory, every instance's with Redis (no scan: a sorted
+   * set by expiry). Rejects with `BackendUnavailableError` when Redis cannot be reached.
+   */
+  subscriptionCount (): Promise<number>
 }
 
 export interface NotificationApiOptions {
@@ -125,7 +128,7 @@ async function notificationApi (fastify: FastifyInstance, opts: NotificationApiO
     events.emit('dispatched', { eventId: event.id, matched: matched.length, claimed, streamed } satisfies Dispatched)
   }
 
-  const subscriptionCount = (): number | null => store instanceof MemorySubscriptionStore ? store.size : null
+  const subscriptionCount = (): Promise<number> => store.countLive()
   fastify.decorate('gmsNotification', { backend: store.backend, events, delivery, streams, subscriptionCount } satisfies NotificationHandle)
   fastify.addHook('preClose', async () => {
     streams.close()

@@ -1,8 +1,9 @@
 /**
  * Subscriptions in Redis, shared by every gms-gate instance on it. A subscription is one JSON
  * key with the subscription's TTL; exact filters index ids by tag (a set), wildcard filters sit in
- * one hash; a sorted set by expiry counts live subscriptions. Index entries of expired
- * subscriptions are dropped when a publish finds them gone.
+ * one hash; a sorted set by expiry (`gms:notification:expiry`) counts live subscriptions for
+ * `max_subscriptions` and the metrics. Index entries of expired subscriptions are dropped when a
+ * publish finds them gone, and from the sorted set whenever it is counted.
  */
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
@@ -95,6 +96,14 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       this.#redis.multi().srem(tagKey(tag), ...gone).hdel(WILDCARDS, ...gone).zrem(EXPIRY, ...gone).exec().catch(() => {})
     }
     return live
+  }
+
+  /** Cluster-wide: every instance on this Redis counts the same subscriptions. Scores are expiry times in this process's clock, as in `add`. */
+  async countLive (): Promise<number> {
+    const replies = await redisCall(() => this.#redis.multi().zremrangebyscore(EXPIRY, '-inf', Date.now()).zcard(EXPIRY).exec())
+    const failed = replies?.find(([err]) => err !== null)
+    if (replies === null || failed !== undefined) throw new BackendUnavailableError('Redis')
+    return replies[1]![1] as number
   }
 
   async close (): Promise<void> {}

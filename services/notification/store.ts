@@ -14,6 +14,8 @@ export interface SubscriptionStore {
   delete (id: string): Promise<boolean>
   /** Every live subscription whose filter matches `tag`. */
   matching (tag: string): Promise<Subscription[]>
+  /** How many subscriptions are live now (expired ones are dropped first); for metrics, not for the request path. */
+  countLive (): Promise<number>
   /** Release timers and connections. */
   close (): Promise<void>
 }

@@ -106,6 +106,10 @@ export class ActiveStore implements StorageHandle {
     return this.store().deleteKey(id, key)
   }
 
+  countLive (): Promise<number> {
+    return this.store().countLive()
+  }
+
   /** Close the store in force and wait for any previous one still closing. */
   async close (): Promise<void> {
     await Promise.all([this.#store.close(), ...this.#closing])

@@ -159,6 +159,12 @@ export class MemoryStore implements StorageStore {
     return true
   }
 
+  /** Sweeps first (a pass over every id, as the periodic sweep does), so the count holds no expired id. */
+  async countLive (): Promise<number> {
+    this.sweep()
+    return this.#entries.size
+  }
+
   async close (): Promise<void> {
     clearInterval(this.#timer)
     this.#entries.clear()

@@ -37,6 +37,8 @@ export interface StorageStore {
   delete (id: string): Promise<boolean>
   /** Remove one key; false when the id or key did not exist. */
   deleteKey (id: string, key: string): Promise<boolean>
+  /** How many ids are live now (expired ones are dropped first); for metrics, not for the request path. */
+  countLive (): Promise<number>
   /** Release timers and connections. */
   close (): Promise<void>
 }

@@ -2,6 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
+import type { Redis } from 'ioredis'
 
 export const hasRedisServer: boolean = spawnSync('redis-server', ['--version']).status === 0
 export const NO_REDIS_REASON = 'redis-server is not installed on this machine (apt-get install redis-server)'
@@ -63,5 +64,17 @@ export async function startRedis (): Promise<RedisProcess> {
     async restart () {
       child = await startOn(port)
     }
+  }
+}
+
+/** Resolves once Redis has expired `key` (PTTL -2), waiting out its PTTL rather than polling blindly. */
+export async function untilExpired (client: Redis, key: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const pttl = await client.pttl(key)
+    if (pttl === -2) return
+    if (pttl < 0) throw new Error(`${key} has no expiry (PTTL ${pttl})`)
+    if (Date.now() > deadline) throw new Error(`${key} did not expire within ${timeoutMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, Math.max(pttl, 5)))
   }
 }
