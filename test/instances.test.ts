@@ -227,6 +227,11 @@ t.test('two gms-gate processes on one redis-server and one options file', { skip
       if (read.status !== 200 || await read.text() !== String(i)) t.fail(`write ${i} on A not readable on B (${read.status})`)
     }
     t.pass('20 writes on A, each read back on B at once')
+    // The Redis gauge is cluster-wide: both instances count the 21 ids, whichever wrote them.
+    for (const instance of [a, b]) {
+      const text = await (await instance.fetch('/metrics')).text()
+      t.equal(/^gms_storage_ids\{backend="redis"\} (\d+)$/m.exec(text)?.[1], '21', `${instance.name} counts every live id on the Redis`)
+    }
     note(t, `storage: write on A then read on B, 20 rounds: median ${ms(median(latencies))}, max ${ms(Math.max(...latencies))}`)
   })
 
