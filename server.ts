@@ -38,7 +38,10 @@ class QuietRequestLog extends LogController {
   }
 
   override defaultErrorLog (error: Error, request: FastifyRequest, reply: FastifyReply): void {
-    if (reply.statusCode >= 500) reply.log.error({ req: request, res: reply, err: error }, error.message)
+    // A saturated hash limit is logged once per episode by the gate, not per refused request.
+    if (reply.statusCode >= 500 && (error as { code?: string }).code !== 'GMS_GATE_HASH_CHECKS_BUSY') {
+      reply.log.error({ req: request, res: reply, err: error }, error.message)
+    }
   }
 }
 

@@ -32,3 +32,5 @@ export const TooManyKeysError = createError('GMS_GATE_TOO_MANY_KEYS', 'too many 
 export const UnsupportedMediaTypeError = createError('GMS_GATE_UNSUPPORTED_MEDIA_TYPE', '%s', 415)
 /** A configured limit (such as `[notification] max_subscriptions`) is reached. */
 export const LimitReachedError = createError('GMS_GATE_LIMIT_REACHED', '%s', 429)
+/** Too many password hash checks running and waiting at once (`[server] max_hash_checks`, `max_hash_queue`): 503 with Retry-After. */
+export const HashChecksBusyError = createError('GMS_GATE_HASH_CHECKS_BUSY', 'too many password checks in progress; retry in a second', 503)

@@ -11,6 +11,7 @@ import { createFailureThrottle, loggableUsername } from './throttle.js'
 import { sectionForPath, type AuthOn, type InstanceSectionLookup, type PolicyTable, type SectionPolicy } from './policy.js'
 import { compileOptions, loadOptionsFile, loadOptionsText, logWarnings, OptionsWatcher, type LoadedOptions } from './options-watch.js'
 import { portDecision } from './port-restrictions.js'
+import { hashLimit } from './hash-limit.js'
 
 /** How a route names its section: a fixed one, or computed from the request (the Service API). */
 export type RouteSection =
@@ -97,7 +98,10 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   let loaded = initial
   if (opts.configPath !== undefined) {
     const w = new OptionsWatcher(opts.configPath, initial, { logger: fastify.log, debounceMs: opts.debounceMs })
-    w.on('reload', () => { loaded = w.current })
+    w.on('reload', () => {
+      loaded = w.current
+      hashLimit.configure(loaded.security.hashLimit)
+    })
     // Without file events (watch: false, or a filesystem without inotify) SIGHUP still reloads.
     if (opts.watch !== false) await w.start()
     watcher = w
@@ -124,6 +128,7 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   fastify.decorateRequest('gmsPolicy', null)
   fastify.decorateRequest('gmsUser', null)
 
+  hashLimit.configure(initial.security.hashLimit)
   const throttle = await createFailureThrottle(fastify, initial.security, () => loaded.security, fastify.log)
   // The listeners are opened once, from the options at start: so is the port that serves only /metrics.
   const metricsPort = initial.options.listen.metricsPort
@@ -204,7 +209,7 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
     if (status.throttled) refuseThrottled(reply, status.retryAfter, counts)
     if (credentials !== null) {
       const result = auth.verifier.verify(credentials)
-      const verdict = typeof result === 'string' ? result : await result
+      const verdict = typeof result === 'string' ? result : await result.catch(err => busy(request, reply, err))
       if (verdict === 'ok') {
         counts.allowed++
         request.gmsUser = credentials.username
@@ -217,6 +222,19 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
     counts.denied++
     challenge(reply, policy)
     return false
+  }
+
+  // Hash checks saturated: nothing is counted against the client; one line per episode, not per request.
+  let lastBusyLog = 0
+  function busy (request: FastifyRequest, reply: FastifyReply, err: unknown): never {
+    if ((err as { code?: string }).code === 'GMS_GATE_HASH_CHECKS_BUSY') {
+      reply.header('retry-after', '1')
+      if (Date.now() - lastBusyLog > 10_000) {
+        lastBusyLog = Date.now()
+        request.log.warn({ audit: true, refused: hashLimit.refusedCount, ip: request.ip }, 'password hash checks saturated (max_hash_checks, max_hash_queue): refusing with 503 until a slot is free')
+      }
+    }
+    throw err
   }
 
   async function failed (request: FastifyRequest, policy: SectionPolicy, username: string | null, reason: string): Promise<void> {

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Registry } from 'prom-client'
 import { verifyCache } from './verify-cache.js'
+import { hashLimit } from './hash-limit.js'
 import { REDIS_COMMAND_TIMEOUT_MS } from '../services/redis-client.js'
 
 declare module 'fastify' {
@@ -60,6 +61,25 @@ async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
     }
   }))
 
+  registry.registerMetric(new Counter({
+    name: 'gms_gate_hash_checks_refused_total',
+    help: 'Password hash checks refused with 503 because max_hash_checks were running and max_hash_queue waiting (process-wide)',
+    registers: [],
+    collect () {
+      this.reset()
+      this.inc(hashLimit.refusedCount)
+    }
+  }))
+  registry.registerMetric(new Gauge({
+    name: 'gms_gate_hash_checks',
+    help: 'Password hash checks running and waiting now (process-wide)',
+    labelNames: ['state'],
+    registers: [],
+    collect () {
+      this.set({ state: 'running' }, hashLimit.running)
+      this.set({ state: 'queued' }, hashLimit.queued)
+    }
+  }))
   registry.registerMetric(new Counter({
     name: 'gms_gate_port_refused_total',
     help: 'Requests answered 404 because of the port they came in on ([port_restrictions], metrics_port)',

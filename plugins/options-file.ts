@@ -78,7 +78,7 @@ const KNOWN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
     ...AUTH_OPTIONS, 'host', 'port', 'ports', 'metrics_port',
     // The hardening (plugins/security-settings.ts).
     'plaintext_passwords', 'max_failures', 'max_failures_per_ip', 'failure_window', 'throttle_store',
-    'redis_url', 'trust_proxy', 'tls_cert', 'tls_key', 'https_only'
+    'redis_url', 'trust_proxy', 'tls_cert', 'tls_key', 'https_only', 'max_hash_checks', 'max_hash_queue'
   ],
   // What services/storage/settings.ts reads.
   storage: [...AUTH_OPTIONS, 'backend', 'redis_url', 'max_ttl', 'max_value_bytes', 'max_body_bytes', 'max_keys', 'max_entries', 'max_memory_bytes'],

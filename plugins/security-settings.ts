@@ -6,6 +6,7 @@ import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { OptionsError, sectionKind, type OptionsSnapshot, type OptionsWarning } from './options-file.js'
 import { secretKind } from './secrets.js'
+import { DEFAULT_HASH_LIMIT, type HashLimitSettings } from './hash-limit.js'
 
 /** What to do with a password kept as plaintext in the options file. */
 export type PlaintextPasswords = 'warn' | 'allow' | 'deny'
@@ -26,6 +27,8 @@ export interface SecuritySettings {
   /** Absolute paths of the PEM certificate chain and key, or null for plain HTTP. */
   readonly tls: { readonly cert: string, readonly key: string } | null
   readonly httpsOnly: boolean
+  /** Password hash checks at once, and waiting, process-wide (plugins/hash-limit.ts). */
+  readonly hashLimit: HashLimitSettings
 }
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0'
@@ -96,7 +99,11 @@ export function compileSecuritySettings (options: OptionsSnapshot): { settings: 
     redisUrl: v.redis_url ?? DEFAULT_REDIS_URL,
     trustProxy,
     tls,
-    httpsOnly: flag('https_only')
+    httpsOnly: flag('https_only'),
+    hashLimit: Object.freeze({
+      running: count('max_hash_checks', DEFAULT_HASH_LIMIT.running),
+      queued: count('max_hash_queue', DEFAULT_HASH_LIMIT.queued)
+    })
   })
   if (v.redis_url !== undefined && !/^rediss?:\/\//.test(v.redis_url)) fail('redis_url', 'must start with redis:// or rediss://')
 

@@ -6,6 +6,7 @@
 import { canonicalBasicHeader, credentialsMatch, digest, expectCredentials, headerMatches, parseBasicAuthorization, type Credentials } from './credentials.js'
 import { parseHashedSecret, secretKind, type SecretKind } from './secrets.js'
 import { verifyCache as sharedCache, type VerifyCache } from './verify-cache.js'
+import { hashLimit as sharedLimit, type HashLimit } from './hash-limit.js'
 import { timingSafeEqual } from 'node:crypto'
 
 /** What a check found; callers answer the same 401 for both failures, and only logs tell them apart. */
@@ -25,7 +26,7 @@ export interface CredentialVerifier {
 }
 
 /** Build the verifier for a section. Throws `SecretFormatError` for an unusable hash. */
-export function compileVerifier (section: string, username: string, password: string, cache: VerifyCache = sharedCache): CredentialVerifier {
+export function compileVerifier (section: string, username: string, password: string, cache: VerifyCache = sharedCache, limit: HashLimit = sharedLimit): CredentialVerifier {
   const kind = secretKind(password)
   if (kind === 'plaintext') {
     const expected = expectCredentials(username, password)
@@ -55,7 +56,8 @@ export function compileVerifier (section: string, username: string, password: st
       const key = keyOf(given)
       if (cache.has(key)) return 'ok'
       const userOk = timingSafeEqual(digest(given.username), userDigest)
-      return cache.verify(key, () => userOk ? secret.verify(given.password) : secret.verifyDecoy(given.password))
+      // The decoy takes a slot too: a refusal must not tell a known username from an unknown one.
+      return cache.verify(key, () => limit.run(() => userOk ? secret.verify(given.password) : secret.verifyDecoy(given.password)))
         .then(ok => ok ? 'ok' : userOk ? 'wrong-password' : 'unknown-user')
     }
   })
