@@ -141,7 +141,7 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
       const decision = portDecision(request.url, request.socket.localPort, snapshot.portRules, metricsPort)
       if (decision === 'refuse') {
         portRefused++
-        return reply.callNotFound()
+        return notFound(request, reply)
       }
       if (decision === 'open') {
         unmapped.open++
@@ -193,10 +193,11 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
     return result
   }
 
-  /** A known-good header while counters may be over a limit (Redis, or failures in the window): 429 if they are. */
+  /** A known-good header while counters may be over a limit (Redis, or failures in the window): 429 if they are, after the client's queue. */
   async function peekKnownGood (request: FastifyRequest, reply: FastifyReply, auth: AuthOn, counts: SectionCounts): Promise<void> {
     const status = await throttle.peek(request, auth.username)
-    if (status.throttled) refuseThrottled(reply, status.retryAfter, counts)
+    // Refused in the queue, as a wrong guess is: a quicker 429 would tell the right password apart.
+    if (status.throttled) return oneAtATime(request.ip, async () => refuseThrottled(reply, status.retryAfter, counts))
     counts.allowed++
     request.gmsUser = auth.username
   }
@@ -254,6 +255,13 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
       await watcher.close()
     })
   }
+}
+
+// Fastify's own 404 for an unknown route, byte for byte, whether the path has a route or not (and
+// without callNotFound, which inside the 404 handler answers otherwise and logs a warning).
+function notFound (request: FastifyRequest, reply: FastifyReply): void {
+  reply.code(404).type('application/json; charset=utf-8')
+    .send(`{"message":${JSON.stringify(`Route ${request.method}:${request.url} not found`)},"error":"Not Found","statusCode":404}`)
 }
 
 // Counted, not logged: a line per refused request would let a brute force fill the disk; the throttle's start is logged once.

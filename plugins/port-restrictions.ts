@@ -92,12 +92,20 @@ export function portRuleFor (rules: PortRules, path: string): PortRule | undefin
 }
 
 /**
- * The path as routes see it: no query, percent-decoded (so `/genesys/1/%61dmin` meets the
- * `/genesys/1/admin/*` rule). Undecodable paths are matched as sent; the router refuses them anyway.
+ * The path as the router (find-my-way) sees it: the scheme and host of an absolute-form target
+ * (`GET http://host/genesys/1/admin/x`) dropped, cut at `?` or `#`, percent-decoded (so
+ * `/genesys/1/%61dmin` meets the `/genesys/1/admin/*` rule). Undecodable paths are matched as
+ * sent; the router refuses them anyway.
  */
 export function requestPath (url: string): string {
-  const q = url.indexOf('?')
-  const path = q === -1 ? url : url.slice(0, q)
+  let path = url
+  if (path.charCodeAt(0) !== 47) {
+    const authority = ABSOLUTE_FORM.exec(path)
+    if (authority !== null) path = path.slice(authority[0].length)
+  }
+  const end = path.search(/[?#]/)
+  if (end !== -1) path = path.slice(0, end)
+  if (path === '') return '/'
   if (!path.includes('%')) return path
   try {
     return decodeURIComponent(path)
@@ -105,6 +113,7 @@ export function requestPath (url: string): string {
     return path
   }
 }
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i
 
 /**
  * Where a request may go. `port` is the local port it arrived on; undefined (an injected request,

@@ -193,3 +193,21 @@ t.test('while counters are active, a known-good header does not wait behind the 
   t.notOk(slowDone, 'answered while the hash check of the same client was still running')
   t.equal((await slow).statusCode, 401)
 })
+
+t.test('while throttled, the right password is refused no sooner than a wrong one: both wait for the client\'s queue', async t => {
+  const { scryptHash } = await import('./helpers/hashes.js')
+  const ini = `[server]\nusername = admin\npassword = adm1n-pw\nplaintext_passwords = allow\nmax_failures = 2\nmax_failures_per_ip = 999\n[storage]\nusername = store\npassword = ${scryptHash('st0re-pw', 15)}\n`
+  const { app } = await appOnText(t, ini)
+  const as = (user: string, pw: string, url = '/genesys/1/node') => app.inject({ url, headers: { authorization: basic(user, pw) } })
+  t.equal((await as('admin', 'guess-1')).statusCode, 401)
+  t.equal((await as('admin', 'guess-2')).statusCode, 401)
+  t.equal((await as('admin', 'guess-3')).statusCode, 429, 'admin is throttled')
+  // A slow hash check of another username holds this client's queue.
+  let slowDone = false
+  const slow = as('store', 'not-the-pw', '/genesys/1/storage/x').then(res => { slowDone = true; return res })
+  await new Promise(resolve => setImmediate(resolve))
+  const right = await as('admin', 'adm1n-pw')
+  t.equal(right.statusCode, 429)
+  t.ok(slowDone, 'the 429 came after the slow check ahead of it, as for a wrong guess')
+  t.equal((await slow).statusCode, 401)
+})

@@ -1,4 +1,5 @@
 import { rename, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
 import t from 'tap'
 import { parseOptions } from '../plugins/options-file.js'
 import { loadOptionsText } from '../plugins/options-watch.js'
@@ -83,9 +84,14 @@ t.test('metrics_port serves /metrics without credentials and nothing else; /metr
   t.equal(portDecision('/metrics', 8080, null, null), 'serve')
 })
 
-t.test('requestPath drops the query and decodes', async t => {
+t.test('requestPath finds the path the router routes: no query, no fragment, no scheme and host, decoded', async t => {
   t.equal(requestPath('/a%20b?c=%zz'), '/a b')
   t.equal(requestPath('/plain'), '/plain')
+  t.equal(requestPath('/genesys/1/node#a'), '/genesys/1/node')
+  t.equal(requestPath('http://x/genesys/1/admin/x'), '/genesys/1/admin/x')
+  t.equal(requestPath('HTTPS://x:8080/metrics?y'), '/metrics')
+  t.equal(requestPath('http://x'), '/')
+  t.equal(requestPath('http://x?a=/genesys'), '/')
 })
 
 t.test('patterns naming ports gms-gate does not listen on are warnings, with their line', async t => {
@@ -107,12 +113,12 @@ async function twoPorts (): Promise<[number, number]> {
   return [a, b]
 }
 
-const CREDS = 'username = op\npassword = op-secret-1\n'
+const CREDS = 'username = op\npassword = op-secret-1\nplaintext_passwords = allow\n'
 
 t.test('over real sockets, a path is answered 404 on a refused port before any credential check', async t => {
   const [api, admin] = await twoPorts()
   const ini = `[server]\n${CREDS}max_failures = 1\nmax_failures_per_ip = 1\nport = ${api}\nports = ${admin}\n[port_restrictions]\n/genesys/1/admin/* = ${admin}\n`
-  const { app } = await appOnText(t, ini)
+  const { app, logs } = await appOnText(t, ini)
   const addresses = await app.gmsListen({ host: '127.0.0.1' })
   t.equal(addresses.length, 2)
   const good = { authorization: basic('op', 'op-secret-1') }
@@ -121,8 +127,13 @@ t.test('over real sockets, a path is answered 404 on a refused port before any c
   const refused = await fetch(`http://127.0.0.1:${api}/genesys/1/admin/options`)
   t.equal(refused.status, 404, 'no credentials: 404, not 401')
   t.equal(refused.headers.get('www-authenticate'), null)
-  const unknown = await fetch(`http://127.0.0.1:${api}/genesys/1/no-such-thing/x`, { headers: good })
-  t.same(Object.keys(await refused.json() as object).sort(), Object.keys(await unknown.json() as object).sort(), 'the same body as a path that does not exist')
+  const unknown = await fetch(`http://127.0.0.1:${api}/genesys/1/admin/optionz`, { headers: good })
+  t.equal(unknown.status, 404)
+  t.equal((await refused.text()).replace('options', 'optionz'), await unknown.text(), 'the same body as a path that does not exist')
+  t.equal(refused.headers.get('content-type'), unknown.headers.get('content-type'))
+  const refusedUnknown = await fetch(`http://127.0.0.1:${api}/genesys/1/admin/optionz`)
+  t.equal(refusedUnknown.status, 404, 'a path with no route under a refused pattern: the same 404')
+  t.equal((await refusedUnknown.text()), (await (await fetch(`http://127.0.0.1:${admin}/genesys/1/admin/optionz`, { headers: good })).text()))
   for (let i = 0; i < 3; i++) {
     t.equal((await fetch(`http://127.0.0.1:${api}/genesys/1/admin/options`, { headers: bad })).status, 404, 'bad credentials on a refused port: 404')
   }
@@ -132,9 +143,10 @@ t.test('over real sockets, a path is answered 404 on a refused port before any c
   t.equal((await fetch(`http://127.0.0.1:${admin}/genesys/1/admin/options`)).status, 401, 'on its port, the usual challenge')
   t.equal((await fetch(`http://127.0.0.1:${api}/genesys/1/node`, { headers: good })).status, 200, 'an unlisted path is served on every port')
   t.equal((await fetch(`http://127.0.0.1:${admin}/genesys/1/node`, { headers: good })).status, 200)
-  t.equal(app.gmsGate.portRefusedCount, 5)
+  t.equal(app.gmsGate.portRefusedCount, 7, 'refused: 2 without credentials, 3 with wrong ones, 2 with the right ones')
+  t.same(logs.lines.filter(l => l.level >= 40).map(l => l.msg), [], 'no warning for a refused request')
   const metrics = await fetch(`http://127.0.0.1:${admin}/metrics`, { headers: good })
-  t.match(await metrics.text(), /^gms_gate_port_refused_total 5$/m)
+  t.match(await metrics.text(), /^gms_gate_port_refused_total 7$/m)
 })
 
 t.test('port restrictions are hot-reloaded: an edit in place, then a rename over the file', async t => {
@@ -162,7 +174,7 @@ t.test('port restrictions are hot-reloaded: an edit in place, then a rename over
   const rejected = h.nextReloadError()
   await writeFile(h.file, `${head}[port_restrictions]\n/genesys/1/node = 80-\n`)
   const { error } = await rejected
-  t.equal(error.line, 7)
+  t.equal(error.line, 8)
   t.equal((await fetch(url, { headers: good })).status, 200, 'a bad edit keeps the last good restrictions')
   t.equal((await fetch(`http://127.0.0.1:${admin}/genesys/1/node`, { headers: good })).status, 404)
 })
@@ -194,4 +206,28 @@ t.test('closing the app closes every listening port', async t => {
   t.equal((await fetch(`http://127.0.0.1:${other}/health`)).status, 200)
   await app.close()
   await t.rejects(fetch(`http://127.0.0.1:${other}/health`))
+})
+
+/** Send one raw request line (absolute-form, fragments: what fetch will not send); resolves with the status. */
+async function rawStatus (port: number, target: string, headers = ''): Promise<number> {
+  const socket = connect(port, '127.0.0.1')
+  socket.setEncoding('latin1')
+  socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\n${headers}Connection: close\r\n\r\n`)
+  let reply = ''
+  for await (const chunk of socket) reply += chunk as string
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1])
+}
+
+t.test('absolute-form targets and fragments meet the same rules as the path they route to', async t => {
+  const [api, admin] = await twoPorts()
+  const metrics = await freePort()
+  const { app } = await appOnText(t, `[server]\nport = ${api}\nports = ${admin}\nmetrics_port = ${metrics}\n[port_restrictions]\n/genesys/1/admin/* = ${admin}\n/genesys/1/node = ${admin}\n`)
+  await app.gmsListen({ host: '127.0.0.1' })
+  for (const target of ['http://x/genesys/1/admin/node/status', 'HTTPS://x/genesys/1/admin/node/status', '/genesys/1/node#a', 'http://x/genesys/1/node?q', '/metrics#x', 'http://x/metrics']) {
+    t.equal(await rawStatus(api, target), 404, `${target} on the refused port`)
+  }
+  t.equal(await rawStatus(admin, 'http://x/genesys/1/admin/node/status'), 200, 'and served on its own port')
+  t.equal(await rawStatus(admin, '/genesys/1/node#a'), 200)
+  t.equal(await rawStatus(metrics, 'http://x/metrics'), 200)
+  t.equal(await rawStatus(metrics, 'http://x/genesys/1/node'), 404)
 })
