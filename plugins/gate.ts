@@ -52,6 +52,8 @@ export interface SectionCounts {
 export interface GmsGateHandle {
   /** The options in force now. */
   current (): LoadedOptions
+  /** The options the app started with: what start-only options (listen addresses, stores) follow. */
+  readonly started: LoadedOptions
   /** The file watcher, when the options come from a watched file. */
   readonly watcher: OptionsWatcher | null
   /** Let the Service API say which `[service.<name>]` created an instance id. */
@@ -119,6 +121,7 @@ async function gmsGatePlugin (fastify: FastifyInstance, opts: GmsGateOptions): P
   let portRefused = 0
   fastify.decorate('gmsGate', {
     current: () => loaded,
+    started: initial,
     watcher,
     setInstanceSectionLookup (lookup: InstanceSectionLookup) { instanceSection = lookup },
     requestCounts,

@@ -9,6 +9,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import type { LoadedOptions } from './options-watch.js'
+import { portWarnings } from './port-restrictions.js'
 
 /** What the command line may override: the host, and the first port (`--port`). */
 export interface ListenOverrides {
@@ -40,6 +42,8 @@ async function listenersPlugin (fastify: FastifyInstance): Promise<void> {
     server.requestTimeout = main.requestTimeout
     server.timeout = main.timeout
     server.maxRequestsPerSocket = main.maxRequestsPerSocket
+    // Fastify's answer to a malformed request or a timeout, the same on every port.
+    for (const listener of main.listeners('clientError')) server.on('clientError', listener as (...args: unknown[]) => void)
     return server
   }
 
@@ -59,14 +63,32 @@ async function listenersPlugin (fastify: FastifyInstance): Promise<void> {
     return url
   }
 
+  /** The API ports open now (the first one as bound: `--port 0` picks one), or null before gmsListen. */
+  let opened: number[] | null = null
+
+  // Rules are checked against the file's ports at load; when the ports open differ (--port, or a
+  // ports edit waiting for a restart), check them against those too.
+  function warnAboutPortsOpen (loaded: LoadedOptions): void {
+    const { listen, file } = loaded.options
+    if (opened === null || loaded.portRules === null || opened.join() === listen.ports.join()) return
+    const metricsPort = fastify.gmsGate.started.options.listen.metricsPort
+    for (const w of portWarnings(loaded.portRules, opened, metricsPort, file)) {
+      fastify.log.warn({ file: w.file, line: w.line, portsOpen: opened }, `with the ports open now: ${w.message}`)
+    }
+  }
+  fastify.gmsGate.watcher?.on('reload', ({ loaded }: { loaded: LoadedOptions }) => warnAboutPortsOpen(loaded))
+
   fastify.decorate('gmsListen', async function gmsListen (overrides: ListenOverrides = {}): Promise<string[]> {
-    const listen = fastify.gmsGate.current().options.listen
+    // The gate's metrics_port and the start-only checks follow the options at start: so do the sockets.
+    const listen = fastify.gmsGate.started.options.listen
     const host = overrides.host ?? listen.host
     const first = overrides.port ?? listen.port
     const rest = listen.ports.filter(p => p !== first && p !== listen.port)
     const addresses = [await fastify.listen({ host, port: first })]
     for (const port of rest) addresses.push(await listenAlso(host, port))
     if (listen.metricsPort !== null) addresses.push(await listenAlso(host, listen.metricsPort))
+    opened = [(fastify.server.address() as AddressInfo).port, ...rest]
+    warnAboutPortsOpen(fastify.gmsGate.current())
     return addresses
   })
 

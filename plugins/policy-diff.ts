@@ -5,6 +5,7 @@
 import type { LoadedOptions } from './options-watch.js'
 import type { SectionPolicy } from './policy.js'
 import type { SecretKind } from './secrets.js'
+import { formatPortList } from './port-list.js'
 
 /** A section's policy as the diff shows it: never a password, only whether one is set and its kind. */
 export interface SectionState {
@@ -28,7 +29,7 @@ export type Caller =
 export interface PolicyChange {
   /** `[storage]`, `[service.x]`... */
   readonly section: string
-  readonly kind: 'added' | 'removed' | 'auth-on' | 'auth-off' | 'username' | 'password' | 'realm'
+  readonly kind: 'added' | 'removed' | 'auth-on' | 'auth-off' | 'username' | 'password' | 'realm' | 'ports' | 'listen'
   /** Whether some caller gains or loses access (false for a realm change). */
   readonly access: boolean
   /** The section in OLD (null when added) and in NEW (null when removed). */
@@ -39,6 +40,8 @@ export interface PolicyChange {
   /** Callers who could pass before the change and may not after. */
   readonly loses: readonly Caller[]
   readonly message: string
+  /** For `kind: 'ports'`: the pattern, and the ports it was and is held to (null: every port). */
+  readonly ports?: { readonly pattern: string, readonly before: string | null, readonly after: string | null }
 }
 
 /** What `gms-gate diff --json` prints. */
@@ -129,6 +132,32 @@ export function diffPolicy (before: LoadedOptions, after: LoadedOptions): Policy
   }
   for (const [name, prev] of old) {
     if (!now.has(name)) add(name, prev, undefined, { kind: 'removed', message: `section removed: the service is no longer served (${who(prev)} before)`, loses: [callerOf(prev)] })
+  }
+  return [...changes, ...diffPorts(before, after)]
+}
+
+const portsOf = (loaded: LoadedOptions): Map<string, string> =>
+  new Map((loaded.portRules?.rules ?? []).map(r => [r.pattern, formatPortList(r.ports)]))
+
+/** `[port_restrictions]` and the listening ports: where a path can be reached changes who can reach it. */
+function diffPorts (before: LoadedOptions, after: LoadedOptions): PolicyChange[] {
+  const changes: PolicyChange[] = []
+  const base = { section: '[port_restrictions]', kind: 'ports' as const, access: true, before: null, after: null, gains: [], loses: [] }
+  const old = portsOf(before)
+  const now = portsOf(after)
+  for (const [pattern, ports] of now) {
+    const was = old.get(pattern) ?? null
+    if (was === ports) continue
+    changes.push({ ...base, ports: { pattern, before: was, after: ports }, message: `${pattern} only on ${ports} (was ${was === null ? 'every port' : `only on ${was}`})` })
+  }
+  for (const [pattern, was] of old) {
+    if (!now.has(pattern)) changes.push({ ...base, ports: { pattern, before: was, after: null }, message: `${pattern} on every port (was only on ${was})` })
+  }
+  const a = before.options.listen
+  const b = after.options.listen
+  if (a.ports.join() !== b.ports.join() || a.metricsPort !== b.metricsPort || a.host !== b.host) {
+    const show = (l: typeof a): string => `${l.host} ${l.ports.join(', ')}${l.metricsPort === null ? '' : ` + metrics ${l.metricsPort}`}`
+    changes.push({ ...base, section: '[server]', kind: 'listen', message: `listening on ${show(b)} (was ${show(a)}; applies at the next restart)` })
   }
   return changes
 }

@@ -60,11 +60,16 @@ export function compilePortRules (options: OptionsSnapshot): { rules: PortRules 
   }
   prefixes.sort((a, b) => b.prefix.length - a.prefix.length)
 
-  const { ports, metricsPort } = options.listen
+  const compiled: PortRules = Object.freeze({ rules: Object.freeze(rules), exact, prefixes: Object.freeze(prefixes) })
+  return { rules: compiled, warnings: portWarnings(compiled, options.listen.ports, options.listen.metricsPort, options.file) }
+}
+
+/** Patterns that name ports not among `ports` (the API ports listened on), or only `metricsPort`. */
+export function portWarnings (rules: PortRules, ports: readonly number[], metricsPort: number | null, file: string): OptionsWarning[] {
   const warnings: OptionsWarning[] = []
-  for (const rule of rules) {
+  for (const rule of rules.rules) {
     const reachable = ports.filter(p => inRanges(rule.ports, p))
-    const where = { file: options.file, line: rule.line }
+    const where = { file, line: rule.line }
     if (reachable.length === 0) {
       warnings.push({ ...where, message: `[${PORT_RESTRICTIONS}] ${rule.pattern} allows none of the ports gms-gate listens on (${ports.join(', ')}): every request to it answers 404` })
       continue
@@ -77,7 +82,7 @@ export function compilePortRules (options: OptionsSnapshot): { rules: PortRules 
       warnings.push({ ...where, message: `[${PORT_RESTRICTIONS}] ${rule.pattern} names metrics_port ${metricsPort}, which serves only ${METRICS_PATH}` })
     }
   }
-  return { rules: Object.freeze({ rules: Object.freeze(rules), exact, prefixes: Object.freeze(prefixes) }), warnings }
+  return warnings
 }
 
 /** The rule that governs a path: an exact pattern, else the longest matching prefix (`/x/*` also covers `/x`). */

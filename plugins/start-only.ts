@@ -43,12 +43,14 @@ export const START_ONLY_OPTIONS: readonly StartOnlyOption[] = [
   {
     option: '[notification] backend, redis_url',
     effect: 'subscriptions stay where they started',
-    same: (a, b) => a.notification.backend === b.notification.backend && a.notification.redisUrl === b.notification.redisUrl
+    same: (a, b) => a.notification.backend === b.notification.backend &&
+      (a.notification.backend !== 'redis' || a.notification.redisUrl === b.notification.redisUrl)
   },
   {
     option: '[storage] backend, redis_url (for the Service API)',
     effect: 'the Storage API switches now, but Service API reservations and instances stay where they started',
-    same: (a, b) => a.storage.backend === b.storage.backend && a.storage.redisUrl === b.storage.redisUrl
+    same: (a, b) => a.storage.backend === b.storage.backend &&
+      (a.storage.backend !== 'redis' || a.storage.redisUrl === b.storage.redisUrl)
   }
 ]
 

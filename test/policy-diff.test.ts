@@ -92,3 +92,23 @@ t.test('the report says whether some access changed: a realm change alone does n
   t.equal(policyDiffReport(realm).accessChanged, false)
   t.equal(policyDiffReport(diff('[server]\nusername = u\n', '[server]\nusername = u\npassword = secret-one\n')).accessChanged, true)
 })
+
+t.test('a port restriction added, changed or removed changes access, and says where the path is served', async t => {
+  const head = '[server]\nport = 8080\nports = 8100\n'
+  const changes = diff(`${head}[port_restrictions]\n/genesys/1/admin/* = 8100\n/genesys/1/storage* = 8080\n`,
+    `${head}[port_restrictions]\n/genesys/1/storage* = 8080, 8100\n/genesys/1/service/* = 8080\n`)
+  t.same(changes.map(c => [c.section, c.kind, c.access, c.message]), [
+    ['[port_restrictions]', 'ports', true, '/genesys/1/storage* only on 8080, 8100 (was only on 8080)'],
+    ['[port_restrictions]', 'ports', true, '/genesys/1/service/* only on 8080 (was every port)'],
+    ['[port_restrictions]', 'ports', true, '/genesys/1/admin/* on every port (was only on 8100)']
+  ])
+  t.same(changes[2]!.ports, { pattern: '/genesys/1/admin/*', before: '8100', after: null })
+  t.equal(policyDiffReport(changes).accessChanged, true)
+})
+
+t.test('a change of listening ports is reported, to apply at the next restart', async t => {
+  const changes = diff('[server]\nport = 8080\n', '[server]\nport = 8080\nports = 8100\nmetrics_port = 9100\n')
+  t.same(changes.map(c => [c.section, c.kind, c.message]), [
+    ['[server]', 'listen', 'listening on 127.0.0.1 8080, 8100 + metrics 9100 (was 127.0.0.1 8080; applies at the next restart)']
+  ])
+})

@@ -231,3 +231,34 @@ t.test('absolute-form targets and fragments meet the same rules as the path they
   t.equal(await rawStatus(metrics, 'http://x/metrics'), 200)
   t.equal(await rawStatus(metrics, 'http://x/genesys/1/node'), 404)
 })
+
+t.test('rules are checked against the ports open: --port, and a ports edit that waits for a restart', async t => {
+  const [filePort, opened] = await twoPorts()
+  const later = await freePort()
+  const head = `[server]\nport = ${filePort}\n`
+  const h = await appOnFile(t, `${head}[port_restrictions]\n/genesys/1/service/* = ${filePort}\n`)
+  t.notOk(h.logs.lines.some(l => l.level === 40 && String(l.msg).includes('[port_restrictions]')), 'nothing to say about the file alone')
+  await h.app.gmsListen({ host: '127.0.0.1', port: opened })
+  t.ok(h.logs.lines.some(l => l.level === 40 && l.msg === `with the ports open now: [port_restrictions] /genesys/1/service/* allows none of the ports gms-gate listens on (${opened}): every request to it answers 404`))
+  const reloaded = h.nextReload()
+  await writeFile(h.file, `${head}ports = ${later}\n[port_restrictions]\n/genesys/1/service/* = ${opened}, ${later}\n`)
+  await reloaded
+  t.ok(h.logs.lines.some(l => l.level === 40 && l.msg === `with the ports open now: [port_restrictions] /genesys/1/service/* names ports gms-gate does not listen on: ${later} (add them to ports in [server] to serve them)`))
+})
+
+t.test('a malformed request gets the same answer on every port', async t => {
+  const [api, other] = await twoPorts()
+  const { app } = await appOnText(t, `[server]\nport = ${api}\nports = ${other}\n`)
+  await app.gmsListen({ host: '127.0.0.1' })
+  const raw = async (port: number): Promise<string> => {
+    const socket = connect(port, '127.0.0.1')
+    socket.setEncoding('latin1')
+    socket.write('GET /health HTTP/1.1\r\nHost: x\r\nbroken header line\r\n\r\n')
+    let reply = ''
+    for await (const chunk of socket) reply += chunk as string
+    return reply
+  }
+  const main = await raw(api)
+  t.match(main, /^HTTP\/1\.1 400/)
+  t.equal(await raw(other), main)
+})

@@ -31,3 +31,9 @@ t.test('a difference already reported by the previous version is not reported ag
   t.same(startOnlyChanges(start, moved, load('[server]\nport = 8081\nrealm = R\n')), [])
   t.same(startOnlyChanges(start, moved, start), [])
 })
+
+t.test('a redis_url changed while its backend is memory needs no restart', async t => {
+  const memory = load('[server]\nport = 8080\n[storage]\nbackend = memory\n[notification]\nbackend = memory\n')
+  const edited = load('[server]\nport = 8080\nredis_url = redis://127.0.0.1:2/0\n[storage]\nbackend = memory\nredis_url = redis://127.0.0.1:2/0\n[notification]\nbackend = memory\nredis_url = redis://127.0.0.1:2/0\n')
+  t.same(startOnlyChanges(memory, memory, edited), [])
+})
