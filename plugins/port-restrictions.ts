@@ -19,6 +19,10 @@ export interface PortRules {
   readonly rules: readonly PortRule[]
   readonly exact: ReadonlyMap<string, PortRule>
   readonly prefixes: ReadonlyArray<{ readonly prefix: string, readonly rule: PortRule }>
+  /** Every prefix in one anchored alternation, longest first: one regex run per request, not a loop. */
+  readonly prefixPattern: RegExp | null
+  /** The rule of each text `prefixPattern` can match. */
+  readonly byPrefixMatch: ReadonlyMap<string, PortRule>
 }
 
 /** What the gate does with a request, given its path and the local port it came in on. */
@@ -60,7 +64,21 @@ export function compilePortRules (options: OptionsSnapshot): { rules: PortRules 
   }
   prefixes.sort((a, b) => b.prefix.length - a.prefix.length)
 
-  const compiled: PortRules = Object.freeze({ rules: Object.freeze(rules), exact, prefixes: Object.freeze(prefixes) })
+  const byPrefixMatch = new Map<string, PortRule>()
+  const alternatives: string[] = []
+  for (const { prefix, rule } of prefixes) {
+    const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    if (!byPrefixMatch.has(prefix)) byPrefixMatch.set(prefix, rule)
+    // `/x/*` covers `/x` too.
+    if (prefix.endsWith('/')) {
+      if (!byPrefixMatch.has(prefix.slice(0, -1))) byPrefixMatch.set(prefix.slice(0, -1), rule)
+      alternatives.push(`${escaped.slice(0, -1)}(?:/|$)`)
+    } else {
+      alternatives.push(escaped)
+    }
+  }
+  const prefixPattern = alternatives.length === 0 ? null : new RegExp(`^(?:${alternatives.join('|')})`)
+  const compiled: PortRules = Object.freeze({ rules: Object.freeze(rules), exact, prefixes: Object.freeze(prefixes), prefixPattern, byPrefixMatch })
   return { rules: compiled, warnings: portWarnings(compiled, options.listen.ports, options.listen.metricsPort, options.file) }
 }
 
@@ -89,11 +107,8 @@ export function portWarnings (rules: PortRules, ports: readonly number[], metric
 export function portRuleFor (rules: PortRules, path: string): PortRule | undefined {
   const exact = rules.exact.get(path)
   if (exact !== undefined) return exact
-  for (const { prefix, rule } of rules.prefixes) {
-    if (path.startsWith(prefix)) return rule
-    if (prefix.endsWith('/') && path.length === prefix.length - 1 && prefix.startsWith(path)) return rule
-  }
-  return undefined
+  const match = rules.prefixPattern?.exec(path)
+  return match == null ? undefined : rules.byPrefixMatch.get(match[0])
 }
 
 /**

@@ -262,3 +262,11 @@ t.test('a malformed request gets the same answer on every port', async t => {
   t.match(main, /^HTTP\/1\.1 400/)
   t.equal(await raw(other), main)
 })
+
+t.test('characters a regular expression would read are plain in patterns', async t => {
+  const { rules } = rulesOf('[server]\nports = 8080\n[port_restrictions]\n/genesys/1/a.b+(c)* = 8080\n/genesys/1/x|y/* = 8080\n')
+  t.equal(portRuleFor(rules!, '/genesys/1/a.b+(c)/d')?.pattern, '/genesys/1/a.b+(c)*')
+  t.equal(portRuleFor(rules!, '/genesys/1/axbb(c)/d'), undefined)
+  t.equal(portRuleFor(rules!, '/genesys/1/x|y'), rules!.rules[1])
+  t.equal(portRuleFor(rules!, '/genesys/1/x'), undefined)
+})
