@@ -38,6 +38,10 @@ async function countWithin (count: Promise<number>, ms: number): Promise<{ value
 async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
   const registry = new Registry()
   const gate = fastify.gmsGate
+  /** A counter that the app keeps as a plain number, read when scraped. */
+  const countFrom = (name: string, help: string, read: () => number): void => {
+    registry.registerMetric(new Counter({ name, help, registers: [], collect () { this.reset(); this.inc(read()) } }))
+  }
 
   registry.registerMetric(new Counter({
     name: 'gms_gate_requests_total',
@@ -51,25 +55,8 @@ async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
       }
     }
   }))
-  registry.registerMetric(new Counter({
-    name: 'gms_gate_verify_cache_hits_total',
-    help: 'Password hash verifications answered from the verify cache (process-wide)',
-    registers: [],
-    collect () {
-      this.reset()
-      this.inc(verifyCache.hitCount)
-    }
-  }))
-
-  registry.registerMetric(new Counter({
-    name: 'gms_gate_hash_checks_refused_total',
-    help: 'Password hash checks refused with 503 because max_hash_checks were running and max_hash_queue waiting (process-wide)',
-    registers: [],
-    collect () {
-      this.reset()
-      this.inc(hashLimit.refusedCount)
-    }
-  }))
+  countFrom('gms_gate_verify_cache_hits_total', 'Password hash verifications answered from the verify cache (process-wide)', () => verifyCache.hitCount)
+  countFrom('gms_gate_hash_checks_refused_total', 'Password hash checks refused with 503 because max_hash_checks were running and max_hash_queue waiting (process-wide)', () => hashLimit.refusedCount)
   registry.registerMetric(new Gauge({
     name: 'gms_gate_hash_checks',
     help: 'Password hash checks running and waiting now (process-wide)',
@@ -80,15 +67,7 @@ async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
       this.set({ state: 'queued' }, hashLimit.queued)
     }
   }))
-  registry.registerMetric(new Counter({
-    name: 'gms_gate_port_refused_total',
-    help: 'Requests answered 404 because of the port they came in on ([port_restrictions], metrics_port)',
-    registers: [],
-    collect () {
-      this.reset()
-      this.inc(gate.portRefusedCount)
-    }
-  }))
+  countFrom('gms_gate_port_refused_total', 'Requests answered 404 because of the port they came in on ([port_restrictions], metrics_port)', () => gate.portRefusedCount)
 
   const reloads = new Counter({
     name: 'gms_gate_options_reloads_total',
@@ -165,24 +144,8 @@ async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
         if (count !== undefined) this.set({ backend: notification.backend }, count)
       }
     }))
-    registry.registerMetric(new Counter({
-      name: 'gms_notification_delivery_attempts_total',
-      help: 'Callback requests sent by this instance (each retry counts)',
-      registers: [],
-      collect () {
-        this.reset()
-        this.inc(notification.delivery.attemptCount)
-      }
-    }))
-    registry.registerMetric(new Counter({
-      name: 'gms_notification_delivery_failures_total',
-      help: 'Callback requests by this instance that failed (each retry counts)',
-      registers: [],
-      collect () {
-        this.reset()
-        this.inc(notification.delivery.failureCount)
-      }
-    }))
+    countFrom('gms_notification_delivery_attempts_total', 'Callback requests sent by this instance (each retry counts)', () => notification.delivery.attemptCount)
+    countFrom('gms_notification_delivery_failures_total', 'Callback requests by this instance that failed (each retry counts)', () => notification.delivery.failureCount)
   }
 
   fastify.decorate('gmsMetrics', registry)

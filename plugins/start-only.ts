@@ -14,6 +14,11 @@ export interface StartOnlyOption {
   same (a: LoadedOptions, b: LoadedOptions): boolean
 }
 
+/** The same store: the same backend and, for Redis, the same address (a redis_url under memory is unused). */
+function sameStore (backend: string, url: string | undefined, otherBackend: string, otherUrl: string | undefined): boolean {
+  return backend === otherBackend && (backend !== 'redis' || url === otherUrl)
+}
+
 export const START_ONLY_OPTIONS: readonly StartOnlyOption[] = [
   {
     option: '[server] host, port, ports, metrics_port',
@@ -32,8 +37,7 @@ export const START_ONLY_OPTIONS: readonly StartOnlyOption[] = [
   {
     option: '[server] throttle_store, redis_url',
     effect: 'failure counters stay where they started',
-    same: (a, b) => a.security.throttleStore === b.security.throttleStore &&
-      (a.security.throttleStore !== 'redis' || a.security.redisUrl === b.security.redisUrl)
+    same: (a, b) => sameStore(a.security.throttleStore, a.security.redisUrl, b.security.throttleStore, b.security.redisUrl)
   },
   {
     option: '[server] tls_cert, tls_key (on or off)',
@@ -43,14 +47,12 @@ export const START_ONLY_OPTIONS: readonly StartOnlyOption[] = [
   {
     option: '[notification] backend, redis_url',
     effect: 'subscriptions stay where they started',
-    same: (a, b) => a.notification.backend === b.notification.backend &&
-      (a.notification.backend !== 'redis' || a.notification.redisUrl === b.notification.redisUrl)
+    same: (a, b) => sameStore(a.notification.backend, a.notification.redisUrl, b.notification.backend, b.notification.redisUrl)
   },
   {
     option: '[storage] backend, redis_url (for the Service API)',
     effect: 'the Storage API switches now, but Service API reservations and instances stay where they started',
-    same: (a, b) => a.storage.backend === b.storage.backend &&
-      (a.storage.backend !== 'redis' || a.storage.redisUrl === b.storage.redisUrl)
+    same: (a, b) => sameStore(a.storage.backend, a.storage.redisUrl, b.storage.backend, b.storage.redisUrl)
   }
 ]
 
