@@ -346,7 +346,9 @@ export const SCENARIOS: readonly Scenario[] = [
     id: '10b',
     kind: 'memory',
     title: 'RSS with N live storage ids (memory backend)',
-    target: { kind: 'gate', ini: () => MEMORY_STORAGE },
+    // Room for the ids asked for plus the two that prepare() creates as probes: at the default
+    // max_entries (100,000) the last two creates of a full run answered 507 (storage full).
+    target: { kind: 'gate', ini: () => `${MEMORY_STORAGE}max_entries = 100000000\nmax_memory_bytes = 100000000000\n` },
     unit: 'storage ids',
     amount: scale => scale.storageIds,
     prepare: storageIds
