@@ -202,9 +202,9 @@ function listenAddresses (server: DraftSection | undefined, file: string): Liste
   let extra: number[] = []
   if (v.ports !== undefined) {
     const ranges = parsePortList(v.ports)
-    if (typeof ranges === 'string') fail('ports', ranges)
-    if (portCount(ranges as []) > MAX_PORTS) fail('ports', `names more than ${MAX_PORTS} ports (each is a listening socket)`)
-    extra = expandPorts(ranges as [])
+    if (typeof ranges === 'string') return fail('ports', ranges)
+    if (portCount(ranges) > MAX_PORTS) fail('ports', `names more than ${MAX_PORTS} ports (each is a listening socket)`)
+    extra = expandPorts(ranges)
   }
   const port = v.port !== undefined ? Number(v.port) : extra[0] ?? DEFAULT_PORT
   const ports = [...new Set([port, ...extra])]

@@ -70,3 +70,12 @@ t.test('over HTTP: hash checks from many addresses beyond the cap get 503 with R
   const metrics = await app.inject({ url: '/metrics', headers: { authorization: basic('admin', 'adm1n-hashed') } })
   t.match(metrics.body, /^gms_gate_hash_checks_refused_total [1-9]\d*$/m)
 })
+
+t.test('max_hash_checks and max_hash_queue are validated at load with their line, and default to the CPU count and 64', async t => {
+  const { loadOptionsText } = await import('../plugins/options-watch.js')
+  t.throws(() => loadOptionsText('[server]\n\nmax_hash_checks = 0\n'), { name: 'OptionsError', line: 3, message: /max_hash_checks in \[server\] must be a whole number/ })
+  t.throws(() => loadOptionsText('[server]\nmax_hash_queue = lots\n'), { name: 'OptionsError', line: 2, message: /max_hash_queue in \[server\] must be a whole number/ })
+  t.same(loadOptionsText('[server]\nmax_hash_checks = 3\nmax_hash_queue = 7\n').security.hashLimit, { running: 3, queued: 7 })
+  const { availableParallelism } = await import('node:os')
+  t.same(loadOptionsText('[server]\n').security.hashLimit, { running: availableParallelism(), queued: 64 })
+})

@@ -208,13 +208,18 @@ t.test('closing the app closes every listening port', async t => {
   await t.rejects(fetch(`http://127.0.0.1:${other}/health`))
 })
 
-/** Send one raw request line (absolute-form, fragments: what fetch will not send); resolves with the status. */
-async function rawStatus (port: number, target: string, headers = ''): Promise<number> {
+/** Send raw bytes (what fetch will not send: absolute-form targets, fragments, broken headers); resolves with the whole reply. */
+async function rawReply (port: number, request: string): Promise<string> {
   const socket = connect(port, '127.0.0.1')
   socket.setEncoding('latin1')
-  socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\n${headers}Connection: close\r\n\r\n`)
+  socket.write(request)
   let reply = ''
   for await (const chunk of socket) reply += chunk as string
+  return reply
+}
+
+async function rawStatus (port: number, target: string): Promise<number> {
+  const reply = await rawReply(port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   return Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1])
 }
 
@@ -250,14 +255,7 @@ t.test('a malformed request gets the same answer on every port', async t => {
   const [api, other] = await twoPorts()
   const { app } = await appOnText(t, `[server]\nport = ${api}\nports = ${other}\n`)
   await app.gmsListen({ host: '127.0.0.1' })
-  const raw = async (port: number): Promise<string> => {
-    const socket = connect(port, '127.0.0.1')
-    socket.setEncoding('latin1')
-    socket.write('GET /health HTTP/1.1\r\nHost: x\r\nbroken header line\r\n\r\n')
-    let reply = ''
-    for await (const chunk of socket) reply += chunk as string
-    return reply
-  }
+  const raw = (port: number): Promise<string> => rawReply(port, 'GET /health HTTP/1.1\r\nHost: x\r\nbroken header line\r\n\r\n')
   const main = await raw(api)
   t.match(main, /^HTTP\/1\.1 400/)
   t.equal(await raw(other), main)
